@@ -95,7 +95,7 @@ func New(cfg Config) (*Server, error) {
 	mux.Handle(paycenterv1connect.NewCollectorServiceHandler(paycenterv1connect.UnimplementedCollectorServiceHandler{}, opts))
 
 	mux.Handle(grpchealth.NewHandler(&healthChecker{db: cfg.DB, services: ServiceNames, drained: s.drained}))
-	reflector := grpcreflect.NewStaticReflector(append([]string{grpchealth.HealthV1ServiceName}, ServiceNames...)...)
+	reflector := grpcreflect.NewStaticReflector(append([]string{grpchealth.HealthV1ServiceName, grpcreflect.ReflectV1ServiceName}, ServiceNames...)...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	mux.Handle("/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
