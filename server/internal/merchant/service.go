@@ -400,3 +400,14 @@ func firstError(list ...error) error {
 	}
 	return nil
 }
+
+// WebhookTarget returns where and with what secret an app's webhooks are sent, for webhook
+// delivery only. An empty URL means the app takes no webhooks.
+func (s *Service) WebhookTarget(ctx context.Context, appID string) (url, secret string, err error) {
+	a, err := s.store.app(ctx, appID)
+	if err != nil {
+		return "", "", err
+	}
+	secret, err = s.WebhookSecret(ctx, appID)
+	return a.WebhookURL, secret, err
+}
