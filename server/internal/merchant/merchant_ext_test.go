@@ -391,7 +391,9 @@ func TestBadInputIsInvalidArgumentNamingTheFieldAndWritesNothing(t *testing.T) {
 			return err
 		}},
 		{"malformed private key PEM", "alipay.app_private_key_pem", func() error {
-			_, err := admin.Merchants.SetChannelConfig(ctx, connect.NewRequest(withAlipay(func(c *paycenterv1.AlipayConfig) { c.AppPrivateKeyPem = "-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----" })))
+			_, err := admin.Merchants.SetChannelConfig(ctx, connect.NewRequest(withAlipay(func(c *paycenterv1.AlipayConfig) {
+				c.AppPrivateKeyPem = "-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----"
+			})))
 			return err
 		}},
 		{"public key given as private key", "alipay.app_private_key_pem", func() error {
