@@ -68,6 +68,7 @@ func TestHealthReflectionAndMetricsOverHTTP2(t *testing.T) {
 		`paycenter_rpc_requests_total{code="not_found",procedure="/paycenter.v1.MerchantService/GetMerchant"} 1`,
 		`paycenter_rpc_duration_seconds_count{procedure="/paycenter.v1.MerchantService/GetMerchant"} 1`,
 		`go_sql_max_open_connections{db_name="paycenter"}`,
+		`paycenter_build_info{go_version=`,
 		`go_goroutines`,
 		`process_cpu_seconds_total`,
 	} {
