@@ -17,14 +17,16 @@ node_modules/.package-lock.json: package.json package-lock.json
 tools: node_modules/.package-lock.json ## install the pinned generators (buf, protoc-gen-es); Go ones are go.mod tools
 
 .PHONY: generate
-generate: tools ## regenerate gen/ from proto/
+generate: tools ## regenerate gen/ from proto/, and the cashier page's script from its TypeScript
 	$(BUF) format -w
 	$(BUF) generate
+	npx --no-install esbuild server/internal/cashier/web/cashier.ts --bundle --minify --format=iife \
+		--target=es2020 --legal-comments=none --log-level=warning --outfile=server/internal/cashier/assets/cashier.js
 
 .PHONY: checkgenerate
 checkgenerate: generate ## fail if regenerating changes gen/ or proto formatting
-	@git diff --exit-code -- gen proto || { echo "gen/ or proto/ is stale: run 'make generate' and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- gen)" || { git status --porcelain -- gen; echo "untracked generated files: run 'make generate' and commit"; exit 1; }
+	@git diff --exit-code -- gen proto server/internal/cashier/assets || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- gen server/internal/cashier/assets)" || { git status --porcelain -- gen; echo "untracked generated files: run 'make generate' and commit"; exit 1; }
 
 .PHONY: lint
 lint: tools ## buf lint, buf format check, gofmt, go vet

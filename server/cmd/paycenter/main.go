@@ -105,6 +105,7 @@ func migrate(ctx context.Context, cfg config.Config) error {
 
 func newServer(cfg config.Config, db *sqlx.DB, logger *slog.Logger) (*server.Server, error) {
 	return server.New(server.Config{
+		PublicURL:       cfg.PublicURL,
 		DB:              db,
 		Logger:          logger,
 		Registry:        metrics.NewRegistry(),

@@ -33,7 +33,11 @@ func (a *Alipay) notifyTrade(t *trade, r *refund, notifyURL string) {
 	v.Set("trade_no", t.channelNo)
 	v.Set("out_trade_no", t.outTradeNo)
 	v.Set("trade_status", status)
-	v.Set("total_amount", formatYuan(t.amount))
+	if t.misreported > 0 {
+		v.Set("total_amount", formatYuan(t.misreported))
+	} else {
+		v.Set("total_amount", formatYuan(t.amount))
+	}
 	v.Set("subject", t.subject)
 	v.Set("gmt_create", t.created.In(beijing).Format(alipayTime))
 	if t.attach != "" {

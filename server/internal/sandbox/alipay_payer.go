@@ -108,6 +108,19 @@ func (a *Alipay) FaultNext(f Fault) { a.notifier.faultNext(f) }
 // Fault clears it.
 func (a *Alipay) FaultTrade(outTradeNo string, f Fault) { a.notifier.faultTrade(outTradeNo, f) }
 
+// MisreportAmount makes notifications about outTradeNo claim amount fen instead of
+// the trade's own amount, correctly signed: the merchant must notice the mismatch.
+func (a *Alipay) MisreportAmount(outTradeNo string, amount int64) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t, err := a.book.forPayer(outTradeNo, time.Now())
+	if err != nil {
+		return err
+	}
+	t.misreported = amount
+	return nil
+}
+
 // Deliveries returns the notification attempts so far, oldest first.
 func (a *Alipay) Deliveries() []Delivery { return a.notifier.deliveries() }
 

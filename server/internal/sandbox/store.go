@@ -53,12 +53,15 @@ type trade struct {
 	subject    string
 	attach     string // Alipay passback_params or WeChat attach, echoed back
 	amount     int64  // fen
-	currency   string
-	notifyURL  string
-	returnURL  string
-	token      string // cashier and QR code token
-	prepayID   string // WeChat only
-	payerID    string // Alipay buyer_id or WeChat openid, set on payment
+	// misreported, when set, is the amount notifications claim instead of amount
+	// (a channel mixing trades up), signed like any genuine notification.
+	misreported int64
+	currency    string
+	notifyURL   string
+	returnURL   string
+	token       string // cashier and QR code token
+	prepayID    string // WeChat only
+	payerID     string // Alipay buyer_id or WeChat openid, set on payment
 	// scanned tells whether the payer has opened the trade at the channel.
 	// Real Alipay only creates a precreate or page-pay trade then; with
 	// AlipayOptions.HideUnscannedTrades the sandbox does the same.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -23,13 +24,32 @@ import (
 
 	"github.com/paycenter/paycenter/gen/go/paycenter/v1/paycenterv1connect"
 	"github.com/paycenter/paycenter/server/internal/auth"
+	"github.com/paycenter/paycenter/server/internal/cashier"
+	"github.com/paycenter/paycenter/server/internal/channel"
+	"github.com/paycenter/paycenter/server/internal/channel/alipay"
+	"github.com/paycenter/paycenter/server/internal/channel/wechatpay"
+	"github.com/paycenter/paycenter/server/internal/ledger"
 	"github.com/paycenter/paycenter/server/internal/merchant"
 	"github.com/paycenter/paycenter/server/internal/metrics"
+	"github.com/paycenter/paycenter/server/internal/payment"
+	"github.com/paycenter/paycenter/server/internal/refund"
 	"github.com/paycenter/paycenter/server/internal/secret"
+	"github.com/paycenter/paycenter/server/internal/webhook"
 )
 
 // Config is what the server needs; main builds it from the environment.
 type Config struct {
+	// PublicURL is the base URL payers and channels reach (cashier pages, notify routes).
+	PublicURL string
+	// Channels are the payment channel adapters; nil means the real Alipay and WeChat Pay
+	// adapters (which reach whatever gateway each app's configuration names).
+	Channels map[merchant.Channel]channel.Channel
+	// WorkerInterval is how often background workers (compensation, refunds) look for work.
+	WorkerInterval time.Duration
+	// FirstCheck is when a new payment is first checked at its channel (default 10s).
+	FirstCheck time.Duration
+	// WebhookSchedule overrides the webhook back-off (tests compress it); nil: about 24 hours.
+	WebhookSchedule []time.Duration
 	DB              *sqlx.DB
 	Logger          *slog.Logger
 	Registry        *prometheus.Registry
@@ -46,8 +66,13 @@ type Server struct {
 	handler http.Handler
 	drain   context.CancelFunc
 	drained context.Context
-	// Merchants is the merchant domain, for callers that need it in-process (dev seeding).
+	workers []func(context.Context)
+	// The domains, for callers that need them in-process (dev seeding, tests).
 	Merchants *merchant.Service
+	Payments  *payment.Service
+	Refunds   *refund.Service
+	Ledger    *ledger.Service
+	Webhooks  *webhook.Service
 }
 
 // ServiceNames are the fully-qualified names of the five services.
@@ -70,6 +95,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 15 * time.Second
 	}
+	if cfg.WorkerInterval <= 0 {
+		cfg.WorkerInterval = time.Second
+	}
+	if cfg.Channels == nil {
+		cfg.Channels = map[merchant.Channel]channel.Channel{
+			merchant.ChannelAlipay:    alipay.New(),
+			merchant.ChannelWechatPay: wechatpay.New(),
+		}
+	}
 	s := &Server{cfg: cfg}
 	s.drained, s.drain = context.WithCancel(context.Background())
 
@@ -87,12 +121,36 @@ func New(cfg Config) (*Server, error) {
 		connect.WithReadMaxBytes(int(cfg.MaxRequestBytes)),
 	)
 
+	ledgers := ledger.NewService(cfg.DB, ledger.Options{Logger: cfg.Logger, Registerer: cfg.Registry})
+	webhooks := webhook.New(cfg.DB, merchants, webhook.Options{Logger: cfg.Logger, Registerer: cfg.Registry, Schedule: cfg.WebhookSchedule})
+	payments := payment.NewService(payment.Config{
+		DB: cfg.DB, Merchants: merchants, Channels: cfg.Channels, Books: books{ledgers}, PublicURL: cfg.PublicURL,
+		Logger: cfg.Logger, Metrics: payment.NewMetrics(cfg.Registry), FirstCheck: cfg.FirstCheck,
+	})
+	evs := events{outbox: webhooks, payments: payments}
+	payments.Events = evs.paymentEvents()
+	refunds := refund.NewService(refund.Config{
+		DB: cfg.DB, Payments: payments, Merchants: merchants, Channels: cfg.Channels, Books: books{ledgers},
+		Events: evs.refundEvents(), Logger: cfg.Logger, Registry: cfg.Registry,
+	})
+	s.Merchants, s.Payments, s.Refunds, s.Ledger, s.Webhooks = merchants, payments, refunds, ledgers, webhooks
+	s.workers = []func(context.Context){
+		ledgers.Start, // voids timed-out pending transfers
+		func(ctx context.Context) { _ = webhooks.Run(ctx) },
+		func(ctx context.Context) { payments.RunCompensation(ctx, cfg.WorkerInterval) },
+		func(ctx context.Context) { refunds.RunWorker(ctx, cfg.WorkerInterval) },
+	}
+
 	mux := http.NewServeMux()
 	mux.Handle(paycenterv1connect.NewMerchantServiceHandler(merchant.NewHandler(merchants), opts))
-	mux.Handle(paycenterv1connect.NewPaymentServiceHandler(paycenterv1connect.UnimplementedPaymentServiceHandler{}, opts))
-	mux.Handle(paycenterv1connect.NewRefundServiceHandler(paycenterv1connect.UnimplementedRefundServiceHandler{}, opts))
-	mux.Handle(paycenterv1connect.NewLedgerServiceHandler(paycenterv1connect.UnimplementedLedgerServiceHandler{}, opts))
+	mux.Handle(paycenterv1connect.NewPaymentServiceHandler(payment.NewHandler(payments, webhook.NewHandler(webhooks)), opts))
+	mux.Handle(paycenterv1connect.NewRefundServiceHandler(refund.NewHandler(refunds), opts))
+	mux.Handle(paycenterv1connect.NewLedgerServiceHandler(ledger.NewHandler(ledgers), opts))
 	mux.Handle(paycenterv1connect.NewCollectorServiceHandler(paycenterv1connect.UnimplementedCollectorServiceHandler{}, opts))
+	mux.Handle("POST /notify/{channel}/{app}", payments.NotifyHandler(func(r *http.Request, appID string, ch merchant.Channel, rf channel.Refund) error {
+		return refunds.ApplyRefund(r.Context(), appID, ch, rf)
+	}))
+	mux.Handle("/pay/", cashier.Handler(payments))
 
 	mux.Handle(grpchealth.NewHandler(&healthChecker{db: cfg.DB, services: ServiceNames, drained: s.drained}))
 	reflector := grpcreflect.NewStaticReflector(append([]string{grpchealth.HealthV1ServiceName, grpcreflect.ReflectV1ServiceName}, ServiceNames...)...)
@@ -131,14 +189,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		HTTP2:    &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second},
 		ErrorLog: slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
 	}
+	var workers sync.WaitGroup
+	for _, work := range s.workers {
+		workers.Go(func() { work(s.drained) })
+	}
+	defer workers.Wait()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
 	case err := <-errc:
+		s.drain()
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	s.cfg.Logger.Info("shutting down: draining requests and streams", "timeout", s.cfg.ShutdownTimeout)
+	s.cfg.Logger.Info("shutting down: draining requests, streams and workers", "timeout", s.cfg.ShutdownTimeout)
 	s.drain()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()

@@ -108,7 +108,7 @@ func TestHTTP1ConnectAndLimits(t *testing.T) {
 		t.Fatalf("oversize request answered %s", res.Status)
 	}
 	// Not yet implemented services answer UNIMPLEMENTED.
-	res = post("/paycenter.v1.RefundService/GetRefund", `{}`, auth)
+	res = post("/paycenter.v1.CollectorService/ListDevices", `{}`, auth)
 	body, _ = io.ReadAll(res.Body)
 	if !strings.Contains(string(body), `"unimplemented"`) {
 		t.Fatalf("unimplemented RPC: %s %s", res.Status, body)

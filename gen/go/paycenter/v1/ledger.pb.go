@@ -2485,8 +2485,11 @@ type Settlement struct {
 	TransferId string `protobuf:"bytes,5,opt,name=transfer_id,json=transferId,proto3" json:"transfer_id,omitempty"`
 	// True when an earlier run had settled it already.
 	AlreadySettled bool `protobuf:"varint,6,opt,name=already_settled,json=alreadySettled,proto3" json:"already_settled,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Why this run settled nothing for the merchant (e.g. a frozen account, or a later month
+	// already settled); empty otherwise. Nothing is recorded: a later run settles it.
+	SkippedReason string `protobuf:"bytes,7,opt,name=skipped_reason,json=skippedReason,proto3" json:"skipped_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Settlement) Reset() {
@@ -2559,6 +2562,13 @@ func (x *Settlement) GetAlreadySettled() bool {
 		return x.AlreadySettled
 	}
 	return false
+}
+
+func (x *Settlement) GetSkippedReason() string {
+	if x != nil {
+		return x.SkippedReason
+	}
+	return ""
 }
 
 // RunSettlementResponse holds the month's settlements, the statement of the run.
@@ -2902,7 +2912,7 @@ const file_paycenter_v1_ledger_proto_rawDesc = "" +
 	"\rmatched_count\x18\x04 \x01(\x05R\fmatchedCount\"H\n" +
 	"\x14RunSettlementRequest\x12\x14\n" +
 	"\x05month\x18\x01 \x01(\tR\x05month\x12\x1a\n" +
-	"\bcurrency\x18\x02 \x01(\tR\bcurrency\"\xc1\x01\n" +
+	"\bcurrency\x18\x02 \x01(\tR\bcurrency\"\xe8\x01\n" +
 	"\n" +
 	"Settlement\x12\x1f\n" +
 	"\vmerchant_id\x18\x01 \x01(\tR\n" +
@@ -2912,7 +2922,8 @@ const file_paycenter_v1_ledger_proto_rawDesc = "" +
 	"\bcurrency\x18\x04 \x01(\tR\bcurrency\x12\x1f\n" +
 	"\vtransfer_id\x18\x05 \x01(\tR\n" +
 	"transferId\x12'\n" +
-	"\x0falready_settled\x18\x06 \x01(\bR\x0ealreadySettled\"v\n" +
+	"\x0falready_settled\x18\x06 \x01(\bR\x0ealreadySettled\x12%\n" +
+	"\x0eskipped_reason\x18\a \x01(\tR\rskippedReason\"v\n" +
 	"\x15RunSettlementResponse\x12:\n" +
 	"\vsettlements\x18\x01 \x03(\v2\x18.paycenter.v1.SettlementR\vsettlements\x12!\n" +
 	"\ftotal_amount\x18\x02 \x01(\x03R\vtotalAmount\"\x18\n" +

@@ -55,7 +55,16 @@ func StartOn(tb testing.TB, db *sqlx.DB, opts ...Option) *Env {
 	if os.Getenv("PAYCENTER_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
 	cfg := server.Config{
+		PublicURL:       url,
+		WorkerInterval:  100 * time.Millisecond,
+		FirstCheck:      time.Second,
+		WebhookSchedule: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond},
 		DB:              db,
 		Logger:          logger,
 		Registry:        metrics.NewRegistry(),
@@ -72,10 +81,6 @@ func StartOn(tb testing.TB, db *sqlx.DB, opts ...Option) *Env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
@@ -85,7 +90,7 @@ func StartOn(tb testing.TB, db *sqlx.DB, opts ...Option) *Env {
 			tb.Errorf("server shutdown: %v", err)
 		}
 	})
-	return &Env{URL: "http://" + ln.Addr().String(), DB: db, Server: srv, Registry: cfg.Registry, Keyring: keyring, Logger: logger}
+	return &Env{URL: url, DB: db, Server: srv, Registry: cfg.Registry, Keyring: keyring, Logger: logger}
 }
 
 // Client returns a Go client that authenticates with key.

@@ -1,0 +1,550 @@
+// Command benchledger measures the ledger against the database it runs on. In one run, on one
+// durable PostgreSQL (a private cluster it starts, or PAYCENTER_DATABASE_URL), it runs:
+//
+//  1. pgbench with a single-transfer script (2 UPDATE + 2 INSERT per transaction) at
+//     -pgbench-clients clients: the baseline, what the database does for hand-written SQL;
+//  2. the ledger through its Connect API (the real server in-process, the Go client over
+//     HTTP/2) with 1 transfer per RPC at -clients concurrent clients;
+//  3. the same with -batch transfers per RPC;
+//
+// and prints transfers/s, p50/p99 latency and the ratio to the baseline, then proves the
+// books with CheckInvariants.
+//
+//	go run ./server/cmd/benchledger -duration 10s
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
+
+	paycenter "github.com/paycenter/paycenter/clients/go"
+	paycenterv1 "github.com/paycenter/paycenter/gen/go/paycenter/v1"
+	"github.com/paycenter/paycenter/migrations"
+	"github.com/paycenter/paycenter/server/internal/metrics"
+	"github.com/paycenter/paycenter/server/internal/pgdb"
+	"github.com/paycenter/paycenter/server/internal/secret"
+	"github.com/paycenter/paycenter/server/internal/server"
+)
+
+type config struct {
+	duration, warmup time.Duration
+	pgbenchClients   int
+	clients          int
+	batchClients     int
+	batch            int
+	accounts         int
+	dataDir          string
+	pgBin            string
+	poolSize         int
+}
+
+func main() {
+	var c config
+	flag.DurationVar(&c.duration, "duration", 10*time.Second, "length of each measured run")
+	flag.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured warm-up before each ledger run")
+	flag.IntVar(&c.pgbenchClients, "pgbench-clients", 32, "pgbench clients (baseline)")
+	flag.IntVar(&c.clients, "clients", 64, "concurrent clients sending 1 transfer per RPC")
+	flag.IntVar(&c.batchClients, "batch-clients", 64, "concurrent clients sending -batch transfers per RPC")
+	flag.IntVar(&c.batch, "batch", 100, "transfers per RPC in the batched run")
+	flag.IntVar(&c.accounts, "accounts", 1000, "accounts transfers are spread over (in both the baseline and the ledger)")
+	flag.StringVar(&c.dataDir, "data-dir", "", "data directory of the private cluster (default: a fresh temporary one, removed afterwards)")
+	flag.StringVar(&c.pgBin, "pg-bin", "", "directory of pgbench and the PostgreSQL server binaries (default: the newest /usr/lib/postgresql/N/bin)")
+	flag.IntVar(&c.poolSize, "pool", 20, "database connections of the paycenter server")
+	flag.Parse()
+	if err := run(context.Background(), c); err != nil {
+		fmt.Fprintln(os.Stderr, "benchledger:", err)
+		os.Exit(1)
+	}
+}
+
+// result is one measured run.
+type result struct {
+	name      string
+	clients   int
+	perSecond float64 // transfers per second
+	p50, p99  time.Duration
+	failed    int
+}
+
+func run(ctx context.Context, c config) error {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	binDir, err := pgBinDir(c.pgBin)
+	if err != nil {
+		return err
+	}
+	url := os.Getenv("PAYCENTER_DATABASE_URL")
+	where := url
+	if url == "" {
+		dir := c.dataDir
+		if dir == "" {
+			tmp, err := os.MkdirTemp("", "benchledger-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			dir = filepath.Join(tmp, "data")
+		}
+		// PostgreSQL runs as the postgres user when we are root: it must traverse the parent.
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return err
+		}
+		if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
+			return err
+		}
+		cluster, err := pgdb.StartCluster(ctx, pgdb.ClusterOptions{DataDir: dir, Durable: true, Logger: logger})
+		if err != nil {
+			return err
+		}
+		defer cluster.Stop()
+		if err := cluster.CreateDatabase(ctx, "paycenter_bench", ""); err != nil {
+			return err
+		}
+		url = cluster.URL("paycenter_bench")
+		where = "private durable cluster in " + dir
+	}
+	db, err := pgdb.Open(ctx, url, c.poolSize)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := migrations.Apply(ctx, db.DB); err != nil {
+		return err
+	}
+	var fsync, syncCommit, version string
+	_ = db.QueryRowContext(ctx, `SELECT current_setting('fsync'), current_setting('synchronous_commit'), current_setting('server_version')`).Scan(&fsync, &syncCommit, &version)
+	fmt.Printf("benchledger: PostgreSQL %s (fsync=%s, synchronous_commit=%s), %s\n", version, fsync, syncCommit, where)
+	fmt.Printf("  %d accounts, %s per run, %d CPUs\n\n", c.accounts, c.duration, numCPU())
+	if fsync != "on" || syncCommit != "on" {
+		fmt.Println("  WARNING: the database is not durable; numbers are not comparable")
+	}
+
+	baseline, err := runPgbench(ctx, c, db, binDir, url)
+	if err != nil {
+		return fmt.Errorf("pgbench: %w", err)
+	}
+	results := []result{baseline}
+	printResult(baseline, baseline)
+
+	srv, err := startServer(ctx, db, logger)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	client := paycenter.New(srv.url, srv.adminKey)
+	accounts, err := setupAccounts(ctx, client, c.accounts)
+	if err != nil {
+		return fmt.Errorf("set up accounts: %w", err)
+	}
+	for _, r := range []struct {
+		name    string
+		clients int
+		perRPC  int
+	}{
+		{"ledger, 1 transfer/RPC", c.clients, 1},
+		{fmt.Sprintf("ledger, %d transfers/RPC", c.batch), c.batchClients, c.batch},
+	} {
+		res, err := driveLedger(ctx, client, accounts, r.name, r.clients, r.perRPC, c.warmup, c.duration)
+		if err != nil {
+			return err
+		}
+		results = append(results, res)
+		printResult(res, baseline)
+	}
+
+	inv, err := client.Ledger.CheckInvariants(ctx, connect.NewRequest(&paycenterv1.CheckInvariantsRequest{}))
+	if err != nil {
+		return fmt.Errorf("CheckInvariants: %w", err)
+	}
+	count, sum := batchStats(srv)
+	fmt.Printf("\n  group commit: %.1f transfers per database transaction on average (%d transactions)\n", sum/math.Max(float64(count), 1), count)
+	fmt.Printf("  CheckInvariants: ok=%v, %d accounts, Σ debits posted %d = Σ credits posted %d\n",
+		inv.Msg.GetOk(), inv.Msg.GetAccountsChecked(), inv.Msg.GetTotalDebitsPosted(), inv.Msg.GetTotalCreditsPosted())
+	fmt.Printf("  targets: 1/RPC %.2fx (≥ 2x: %s), %d/RPC %.2fx (≥ 5x: %s)\n",
+		results[1].perSecond/baseline.perSecond, verdict(results[1].perSecond >= 2*baseline.perSecond),
+		c.batch, results[2].perSecond/baseline.perSecond, verdict(results[2].perSecond >= 5*baseline.perSecond))
+	if !inv.Msg.GetOk() {
+		return fmt.Errorf("invariants violated: %v", inv.Msg.GetViolations())
+	}
+	return nil
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}
+
+func numCPU() int {
+	n, _ := strconv.Atoi(strings.TrimSpace(mustRun("nproc")))
+	return n
+}
+
+func mustRun(name string, args ...string) string {
+	out, _ := exec.Command(name, args...).Output()
+	return string(out)
+}
+
+func printResult(r, baseline result) {
+	if r.name == baseline.name {
+		fmt.Printf("  %-34s %8s %14s %10s %10s %8s\n", "run", "clients", "transfers/s", "p50", "p99", "ratio")
+	}
+	extra := ""
+	if r.failed > 0 {
+		extra = fmt.Sprintf("  (%d failed)", r.failed)
+	}
+	fmt.Printf("  %-34s %8d %14.0f %10s %10s %7.2fx%s\n", r.name, r.clients, r.perSecond,
+		r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.perSecond/baseline.perSecond, extra)
+}
+
+// --- baseline ---------------------------------------------------------------------------
+
+// pgbenchScript is one transfer by hand: two balance updates (in id order, so clients do not
+// deadlock) and two entry inserts, in one transaction.
+const pgbenchScript = `\set a random(1, :naccounts)
+\set d random(1, :naccounts - 1)
+\set b 1 + (:a + :d - 1) % :naccounts
+\set lo least(:a, :b)
+\set hi greatest(:a, :b)
+\set amount random(1, 10000)
+\set neg -:amount
+\set dlo CASE WHEN :a < :b THEN -:amount ELSE :amount END
+\set dhi -:dlo
+BEGIN;
+UPDATE benchledger_accounts SET balance = balance + :dlo WHERE id = :lo;
+UPDATE benchledger_accounts SET balance = balance + :dhi WHERE id = :hi;
+INSERT INTO benchledger_entries (account_id, amount) VALUES (:a, :neg);
+INSERT INTO benchledger_entries (account_id, amount) VALUES (:b, :amount);
+END;
+`
+
+func runPgbench(ctx context.Context, c config, db *sqlx.DB, binDir, url string) (result, error) {
+	setup := []string{
+		`DROP TABLE IF EXISTS benchledger_entries, benchledger_accounts`,
+		`CREATE TABLE benchledger_accounts (id integer PRIMARY KEY, balance bigint NOT NULL)`,
+		fmt.Sprintf(`INSERT INTO benchledger_accounts (id, balance) SELECT i, 0 FROM generate_series(1, %d) i`, c.accounts),
+		`CREATE TABLE benchledger_entries (id bigserial PRIMARY KEY, account_id integer NOT NULL, amount bigint NOT NULL,
+			created_at timestamptz NOT NULL DEFAULT now())`,
+		`CREATE INDEX ON benchledger_entries (account_id, created_at)`,
+		`CHECKPOINT`,
+	}
+	for _, q := range setup {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return result{}, fmt.Errorf("%s: %w", strings.Fields(q)[0], err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "benchledger-pgbench-")
+	if err != nil {
+		return result{}, err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o777); err != nil { // pgbench may run as postgres and writes its logs here
+		return result{}, err
+	}
+	script := filepath.Join(dir, "transfer.sql")
+	if err := os.WriteFile(script, []byte(pgbenchScript), 0o644); err != nil {
+		return result{}, err
+	}
+	args := []string{"-n", "-M", "prepared", "-c", strconv.Itoa(c.pgbenchClients), "-j", strconv.Itoa(min(c.pgbenchClients, numCPU())),
+		"-T", strconv.Itoa(int(math.Ceil(c.duration.Seconds()))), "-D", "naccounts=" + strconv.Itoa(c.accounts),
+		"-f", script, "-l", "--log-prefix", filepath.Join(dir, "log"), url}
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "pgbench"), args...)
+	cmd.Dir = dir
+	if os.Geteuid() == 0 {
+		// Like the server binaries, run as the postgres user when we are root.
+		if u, err := user.Lookup("postgres"); err == nil {
+			uid, _ := strconv.Atoi(u.Uid)
+			gid, _ := strconv.Atoi(u.Gid)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		}
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return result{}, fmt.Errorf("%w: %s", err, out)
+	}
+	m := regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`).FindSubmatch(out)
+	if m == nil {
+		return result{}, fmt.Errorf("no tps in pgbench output: %s", out)
+	}
+	tps, _ := strconv.ParseFloat(string(m[1]), 64)
+	lat, err := pgbenchLatencies(dir)
+	if err != nil {
+		return result{}, err
+	}
+	failed := 0
+	if m := regexp.MustCompile(`number of failed transactions: ([0-9]+)`).FindSubmatch(out); m != nil {
+		failed, _ = strconv.Atoi(string(m[1]))
+	}
+	return result{name: "pgbench baseline (2 UPDATE + 2 INSERT)", clients: c.pgbenchClients, perSecond: tps,
+		p50: percentile(lat, 0.50), p99: percentile(lat, 0.99), failed: failed}, nil
+}
+
+// pgbenchLatencies reads pgbench's per-transaction logs: "client tx latency_us script epoch us".
+func pgbenchLatencies(dir string) ([]time.Duration, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "log*"))
+	if err != nil || len(files) == 0 {
+		return nil, fmt.Errorf("no pgbench logs in %s (%v)", dir, err)
+	}
+	var lat []time.Duration
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) < 3 {
+				continue
+			}
+			if us, err := strconv.ParseInt(fields[2], 10, 64); err == nil {
+				lat = append(lat, time.Duration(us)*time.Microsecond)
+			}
+		}
+		fh.Close()
+	}
+	return lat, nil
+}
+
+func percentile(lat []time.Duration, p float64) time.Duration {
+	if len(lat) == 0 {
+		return 0
+	}
+	slices.Sort(lat)
+	return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+}
+
+func pgBinDir(flagValue string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if dir := os.Getenv("PAYCENTER_PG_BIN"); dir != "" {
+		return dir, nil
+	}
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pgbench")
+	best, bestVersion := "", -1
+	for _, m := range matches {
+		v, err := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(m))))
+		if err == nil && v > bestVersion {
+			best, bestVersion = filepath.Dir(m), v
+		}
+	}
+	if best == "" {
+		if p, err := exec.LookPath("pgbench"); err == nil {
+			return filepath.Dir(p), nil
+		}
+		return "", errors.New("pgbench not found: install PostgreSQL or pass -pg-bin")
+	}
+	return best, nil
+}
+
+// --- the ledger -------------------------------------------------------------------------
+
+type running struct {
+	url, adminKey string
+	registry      *prometheus.Registry
+	stop          func()
+}
+
+// batchStats reads the ledger's batch size histogram: database transactions and transfers.
+func batchStats(r *running) (count uint64, sum float64) {
+	mfs, _ := r.registry.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "paycenter_ledger_batch_size" && len(mf.GetMetric()) > 0 {
+			h := mf.GetMetric()[0].GetHistogram()
+			return h.GetSampleCount(), h.GetSampleSum()
+		}
+	}
+	return 0, 0
+}
+
+func startServer(ctx context.Context, db *sqlx.DB, logger *slog.Logger) (*running, error) {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	keyring, err := secret.ParseKeyring("bench:" + base64.StdEncoding.EncodeToString(key))
+	if err != nil {
+		return nil, err
+	}
+	adminKey := "bench-admin-" + base64.RawURLEncoding.EncodeToString(key[:12])
+	reg := metrics.NewRegistry()
+	srv, err := server.New(server.Config{DB: db, Logger: logger, Registry: reg, AdminKeys: []string{adminKey}, Keyring: keyring,
+		MaxRequestBytes: 4 << 20, ShutdownTimeout: 10 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	return &running{url: "http://" + ln.Addr().String(), adminKey: adminKey, registry: reg,
+		stop: func() { cancel(); <-done }}, nil
+}
+
+// setupAccounts opens n accounts that may not go negative (two per merchant) and funds
+// each generously, so that random transfers between them are never refused.
+func setupAccounts(ctx context.Context, c *paycenter.Client, n int) ([]string, error) {
+	funding, err := c.Ledger.CreateAccount(ctx, connect.NewRequest(&paycenterv1.CreateAccountRequest{
+		Code: paycenterv1.AccountCode_ACCOUNT_CODE_EXTERNAL_FUNDING, Currency: "CNY"}))
+	if err != nil {
+		return nil, err
+	}
+	accounts := make([]string, n)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	merchants := (n + 1) / 2
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := w; m < merchants; m += 8 {
+				res, err := c.Merchants.CreateMerchant(ctx, connect.NewRequest(&paycenterv1.CreateMerchantRequest{Name: fmt.Sprintf("Bench merchant %d", m)}))
+				if err == nil {
+					for k, code := range []paycenterv1.AccountCode{paycenterv1.AccountCode_ACCOUNT_CODE_MERCHANT_AVAILABLE, paycenterv1.AccountCode_ACCOUNT_CODE_MERCHANT_PENDING_SETTLEMENT} {
+						if 2*m+k >= n {
+							break
+						}
+						var a *connect.Response[paycenterv1.CreateAccountResponse]
+						a, err = c.Ledger.CreateAccount(ctx, connect.NewRequest(&paycenterv1.CreateAccountRequest{
+							MerchantId: res.Msg.GetMerchant().GetMerchantId(), Code: code, Currency: "CNY", DebitsMustNotExceedCredits: true}))
+						if err != nil {
+							break
+						}
+						accounts[2*m+k] = a.Msg.GetAccount().GetAccountId()
+					}
+				}
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	for start := 0; start < n; start += 1000 {
+		var ts []*paycenterv1.Transfer
+		for i := start; i < min(n, start+1000); i++ {
+			ts = append(ts, &paycenterv1.Transfer{TransferId: fmt.Sprintf("bench-fund-%d-%s", i, accounts[i]), DebitAccountId: funding.Msg.GetAccount().GetAccountId(),
+				CreditAccountId: accounts[i], Amount: 1 << 50, Currency: "CNY", Code: paycenterv1.TransferCode_TRANSFER_CODE_RECHARGE})
+		}
+		res, err := c.Ledger.CreateTransfers(ctx, connect.NewRequest(&paycenterv1.CreateTransfersRequest{Transfers: ts}))
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range res.Msg.GetResults() {
+			if r.GetError() != paycenterv1.TransferError_TRANSFER_ERROR_UNSPECIFIED {
+				return nil, fmt.Errorf("funding refused: %v %s", r.GetError(), r.GetMessage())
+			}
+		}
+	}
+	return accounts, nil
+}
+
+// driveLedger runs clients goroutines that each send perRPC random transfers per
+// CreateTransfers call, warm-up first, then for d.
+func driveLedger(ctx context.Context, c *paycenter.Client, accounts []string, name string, clients, perRPC int, warmup, d time.Duration) (result, error) {
+	run := fmt.Sprintf("%x", time.Now().UnixNano())
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		lat      []time.Duration
+		applied  int
+		refused  int
+		firstErr error
+	)
+	start := time.Now()
+	measureFrom, stopAt := start.Add(warmup), start.Add(warmup+d)
+	for g := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := mrand.New(mrand.NewPCG(uint64(g), uint64(start.UnixNano())))
+			var myLat []time.Duration
+			myApplied, myRefused := 0, 0
+			for i := 0; ; i++ {
+				now := time.Now()
+				if now.After(stopAt) {
+					break
+				}
+				ts := make([]*paycenterv1.Transfer, perRPC)
+				for k := range ts {
+					a := rng.IntN(len(accounts))
+					b := (a + 1 + rng.IntN(len(accounts)-1)) % len(accounts)
+					ts[k] = &paycenterv1.Transfer{TransferId: fmt.Sprintf("b%s-%d-%d-%d", run, g, i, k), DebitAccountId: accounts[a],
+						CreditAccountId: accounts[b], Amount: 1 + rng.Int64N(10000), Currency: "CNY", Code: paycenterv1.TransferCode_TRANSFER_CODE_PAYMENT}
+				}
+				res, err := c.Ledger.CreateTransfers(ctx, connect.NewRequest(&paycenterv1.CreateTransfersRequest{Transfers: ts}))
+				took := time.Since(now)
+				if err != nil {
+					mu.Lock()
+					firstErr = cmpErr(firstErr, err)
+					mu.Unlock()
+					return
+				}
+				if now.Before(measureFrom) {
+					continue
+				}
+				myLat = append(myLat, took)
+				for _, r := range res.Msg.GetResults() {
+					if r.GetError() == paycenterv1.TransferError_TRANSFER_ERROR_UNSPECIFIED {
+						myApplied++
+					} else {
+						myRefused++
+					}
+				}
+			}
+			mu.Lock()
+			lat = append(lat, myLat...)
+			applied += myApplied
+			refused += myRefused
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return result{}, fmt.Errorf("%s: %w", name, firstErr)
+	}
+	return result{name: name, clients: clients, perSecond: float64(applied) / d.Seconds(),
+		p50: percentile(lat, 0.50), p99: percentile(lat, 0.99), failed: refused}, nil
+}
+
+func cmpErr(have, err error) error {
+	if have != nil {
+		return have
+	}
+	return err
+}

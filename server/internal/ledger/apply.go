@@ -1,0 +1,163 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/paycenter/paycenter/server/internal/errs"
+)
+
+// applyOptions adjust the engine for its caller.
+type applyOptions struct {
+	// reservedIDs lets settlement use ids under settlementPrefix.
+	reservedIDs bool
+}
+
+// apply runs the engine in tx for requests (each with its own chains and results) and for
+// expire, pending transfers the sweeper found past their timeout. It locks every account it
+// may touch, in id order, before reading anything that depends on them.
+func (s *Service) apply(ctx context.Context, tx *sqlx.Tx, requests [][]Transfer, expire []string, opts applyOptions) ([][]*entry, *engine, error) {
+	batch := make([][]*entry, len(requests))
+	lock := map[string]bool{}
+	refs := map[string]bool{}
+	var ids []string
+	for r, transfers := range requests {
+		batch[r] = make([]*entry, len(transfers))
+		for i, t := range transfers {
+			en := &entry{t: t, index: i}
+			batch[r][i] = en
+			if en.bad = storable(t); en.bad != nil {
+				continue
+			}
+			if !opts.reservedIDs && strings.HasPrefix(t.ID, settlementPrefix) {
+				en.bad = errs.Invalid("transfer_id", "ids starting with %q are reserved for settlement", settlementPrefix)
+				continue
+			}
+			en.fp = fingerprint(t)
+			ids = append(ids, t.ID)
+			if en.invalid = validateTransfer(t); en.invalid != nil {
+				continue
+			}
+			if en.resolving() {
+				refs[t.PendingTransferID] = true
+			} else {
+				lock[t.DebitAccountID], lock[t.CreditAccountID] = true, true
+			}
+		}
+	}
+	for _, id := range expire {
+		refs[id] = true
+	}
+	// A pending transfer's accounts never change: read them before locking, so that its
+	// post or void locks them in the same order as everything else.
+	if len(refs) > 0 {
+		pending, err := s.store.transfers(ctx, tx, keys(refs))
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, p := range pending {
+			if p.Pending && p.Status != StatusFailed {
+				lock[p.DebitAccountID], lock[p.CreditAccountID] = true, true
+			}
+		}
+		ids = append(ids, keys(refs)...)
+	}
+	accounts, now, err := s.store.lockAccounts(ctx, tx, keys(lock))
+	if err != nil {
+		return nil, nil, err
+	}
+	// Read after locking: a concurrent transaction that wrote one of these ids on the same
+	// accounts has committed by now (a concurrent one on other accounts ends in a unique
+	// violation, and the batch is retried).
+	known, err := s.store.transfers(ctx, tx, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	before := make(map[string]Account, len(accounts))
+	for id, a := range accounts {
+		before[id] = *a
+	}
+	e := newEngine(now, accounts, known)
+	e.expireDue()
+	for _, entries := range batch {
+		e.request(entries)
+	}
+
+	var changed []*Account
+	for _, id := range keys(lock) {
+		a := accounts[id]
+		if a == nil {
+			continue
+		}
+		b := before[id]
+		if a.DebitsPosted != b.DebitsPosted || a.CreditsPosted != b.CreditsPosted ||
+			a.DebitsPending != b.DebitsPending || a.CreditsPending != b.CreditsPending {
+			changed = append(changed, a)
+		}
+	}
+	if err := s.store.writeBatch(ctx, tx, changed, e.resolves, e.inserts, now); err != nil {
+		return nil, nil, err
+	}
+	return batch, e, nil
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func results(entries []*entry) []Result {
+	out := make([]Result, len(entries))
+	for i, en := range entries {
+		out[i] = en.result
+	}
+	return out
+}
+
+// Post applies transfers inside the caller's transaction with the rules of CreateTransfers
+// (linked chains, idempotent ids, limits, freezes) and returns one result per transfer. It
+// is the in-process API for domains whose state changes move money (payments, refunds): see
+// the package documentation. Refusals are results, not errors; an error means the
+// transaction must be rolled back.
+func (s *Service) Post(ctx context.Context, tx *sqlx.Tx, transfers []Transfer) ([]Result, error) {
+	if len(transfers) == 0 || len(transfers) > MaxTransfersPerRequest {
+		return nil, errs.Invalid("transfers", "must hold 1 to %d transfers", MaxTransfersPerRequest)
+	}
+	batch, e, err := s.apply(ctx, tx, [][]Transfer{transfers}, nil, applyOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("post ledger transfers: %w", err)
+	}
+	s.metrics.observe(batch, e)
+	return results(batch[0]), nil
+}
+
+// errResolutionRace reports a pending transfer resolved by someone else between our read and
+// our update; it cannot happen while accounts are locked, and is retried if it does.
+var errResolutionRace = errors.New("pending transfer resolved concurrently")
+
+// retryable reports errors after which the whole batch transaction may simply run again.
+func retryable(err error) bool {
+	if errors.Is(err, errResolutionRace) {
+		return true
+	}
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		switch pqErr.Code {
+		case "40001", "40P01": // serialization failure, deadlock
+			return true
+		case "23505": // a concurrent batch inserted one of our ids first
+			return pqErr.Constraint == "ledger_transfers_pkey" || pqErr.Constraint == "ledger_transfers_resolution_key"
+		}
+	}
+	return false
+}

@@ -1,0 +1,156 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestReconcileMatchesByReference(t *testing.T) {
+	d, c := DirectionDebit, DirectionCredit
+	for _, tc := range []struct {
+		name         string
+		ours, theirs []Record
+		want         Reconciliation
+	}{
+		{name: "all match",
+			ours:   []Record{{"A", 1, c}, {"B", 2, d}},
+			theirs: []Record{{"B", 2, d}, {"A", 1, c}},
+			want:   Reconciliation{Matched: 2}},
+		{name: "missing on each side",
+			ours:   []Record{{"A", 1, c}},
+			theirs: []Record{{"B", 2, c}},
+			want:   Reconciliation{MissingHere: []Record{{"B", 2, c}}, MissingThere: []Record{{"A", 1, c}}}},
+		{name: "amount and direction differ",
+			ours:   []Record{{"A", 1, c}, {"B", 5, d}},
+			theirs: []Record{{"A", 2, d}, {"B", 5, c}},
+			want: Reconciliation{Different: []Difference{
+				{Reference: "A", Ours: Record{"A", 1, c}, Theirs: Record{"A", 2, d}, Reason: "amount,direction"},
+				{Reference: "B", Ours: Record{"B", 5, d}, Theirs: Record{"B", 5, c}, Reason: "direction"},
+			}}},
+		{name: "one reference on several movements (payment and its fee)",
+			ours:   []Record{{"T1", 1000, c}, {"T1", 6, d}},
+			theirs: []Record{{"T1", 1000, c}},
+			want:   Reconciliation{Matched: 1, MissingThere: []Record{{"T1", 6, d}}}},
+		{name: "duplicates on their side",
+			ours:   []Record{{"T1", 10, c}},
+			theirs: []Record{{"T1", 10, c}, {"T1", 10, c}},
+			want:   Reconciliation{Matched: 1, MissingHere: []Record{{"T1", 10, c}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := reconcile(tc.ours, tc.theirs); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got  %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestFingerprintIsContentOnly(t *testing.T) {
+	base := Transfer{ID: "t1", DebitAccountID: "a", CreditAccountID: "b", Amount: 5, Currency: "CNY", Code: CodeFee,
+		Metadata: map[string]string{"x": "1", "y": "2"}}
+	same := base
+	same.Linked = true
+	same.Metadata = map[string]string{"y": "2", "x": "1"}
+	if !bytes.Equal(fingerprint(base), fingerprint(same)) {
+		t.Fatal("metadata order or linked changed the fingerprint")
+	}
+	for name, mutate := range map[string]func(*Transfer){
+		"amount":    func(t *Transfer) { t.Amount = 6 },
+		"reference": func(t *Transfer) { t.Reference = "r" },
+		"metadata":  func(t *Transfer) { t.Metadata = map[string]string{"x": "12"} },
+		"pending":   func(t *Transfer) { t.Pending = true },
+		// Length prefixes keep field boundaries: "ab"+"" is not "a"+"b".
+		"boundaries": func(t *Transfer) { t.DebitAccountID, t.CreditAccountID = "ab", "" },
+	} {
+		other := base
+		mutate(&other)
+		if bytes.Equal(fingerprint(base), fingerprint(other)) {
+			t.Errorf("%s did not change the fingerprint", name)
+		}
+	}
+}
+
+// TestEngineRollsBackAFailedChain checks the in-memory rules without a database.
+func TestEngineRollsBackAFailedChain(t *testing.T) {
+	accounts := map[string]*Account{
+		"avail": {ID: "avail", Code: MerchantAvailable, Currency: "CNY", DebitsMustNotExceedCredits: true, CreditsPosted: 100},
+		"fees":  {ID: "fees", Code: PlatformFees, Currency: "CNY"},
+	}
+	e := newEngine(time.Now(), accounts, map[string]*record{})
+	mk := func(id string, amount int64, linked, pending bool) *entry {
+		tr := Transfer{ID: id, DebitAccountID: "avail", CreditAccountID: "fees", Amount: amount, Currency: "CNY", Code: CodeFee, Linked: linked, Pending: pending}
+		return &entry{t: tr, fp: fingerprint(tr)}
+	}
+	chain := []*entry{mk("a", 60, true, true), mk("b", 30, true, false), mk("c", 20, false, false), mk("d", 5, false, false)}
+	e.request(chain)
+	got := []Refusal{chain[0].result.Refusal, chain[1].result.Refusal, chain[2].result.Refusal, chain[3].result.Refusal}
+	want := []Refusal{RefusedLinkedTransferFailed, RefusedLinkedTransferFailed, RefusedExceedsCredits, ""}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("refusals %v, want %v", got, want)
+	}
+	if a := accounts["avail"]; a.DebitsPosted != 5 || a.DebitsPending != 0 {
+		t.Fatalf("avail after rollback: %+v", a)
+	}
+	// Only the refused transfer and d are written; a and b are forgotten.
+	var ids []string
+	for _, r := range e.inserts {
+		ids = append(ids, fmt.Sprintf("%s:%s", r.ID, r.Status))
+	}
+	if !reflect.DeepEqual(ids, []string{"c:FAILED", "d:POSTED"}) {
+		t.Fatalf("inserts %v", ids)
+	}
+	if e.known["a"] != nil || e.known["b"] != nil {
+		t.Fatal("rolled back transfers are still known")
+	}
+}
+
+func TestBatcherGroupsConcurrentRequestsWithoutSplittingThem(t *testing.T) {
+	var mu sync.Mutex
+	var batches [][]*call
+	b := &batcher{workers: 2, maxBatch: 10, commit: func(calls []*call) {
+		time.Sleep(2 * time.Millisecond) // a database transaction
+		mu.Lock()
+		batches = append(batches, calls)
+		mu.Unlock()
+		for _, c := range calls {
+			c.results = make([]Result, len(c.transfers))
+			close(c.done)
+		}
+	}}
+	var wg sync.WaitGroup
+	for i := range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rs, err := b.submit(context.Background(), make([]Transfer, 1+i%4))
+			if err != nil || len(rs) != 1+i%4 {
+				t.Errorf("request %d: %v, %d results", i, err, len(rs))
+			}
+		}()
+	}
+	wg.Wait()
+	total, grouped := 0, false
+	for _, calls := range batches {
+		size := 0
+		for _, c := range calls {
+			size += len(c.transfers)
+		}
+		if size > 10 && len(calls) > 1 {
+			t.Errorf("batch of %d transfers exceeds maxBatch", size)
+		}
+		grouped = grouped || len(calls) > 1
+		total += len(calls)
+	}
+	if total != 60 || !grouped {
+		t.Fatalf("%d requests committed in %d batches (grouped: %v)", total, len(batches), grouped)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.running != 0 || len(b.queue) != 0 {
+		t.Fatalf("idle batcher has %d committers and %d queued", b.running, len(b.queue))
+	}
+}

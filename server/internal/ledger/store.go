@@ -1,0 +1,550 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/paycenter/paycenter/server/internal/errs"
+)
+
+// Store is the ledger's SQL. Methods that take a sqlx.ExtContext run on the caller's
+// transaction (or the pool, for reads).
+type Store struct {
+	db *sqlx.DB
+}
+
+// NewStore returns a Store on db.
+func NewStore(db *sqlx.DB) *Store { return &Store{db: db} }
+
+const accountColumns = `account_id, COALESCE(merchant_id, '') AS merchant_id, code, currency,
+	debits_must_not_exceed_credits, credits_must_not_exceed_debits, frozen, freeze_reason,
+	debits_posted, credits_posted, debits_pending, credits_pending, description, created_at, updated_at`
+
+// insertAccount creates the account of (merchant, code, currency) unless it exists, and
+// returns the stored one either way (created reports which).
+func (s *Store) insertAccount(ctx context.Context, q sqlx.ExtContext, a Account) (out Account, created bool, err error) {
+	const ins = `INSERT INTO ledger_accounts (account_id, merchant_id, code, currency,
+			debits_must_not_exceed_credits, credits_must_not_exceed_debits, description)
+		VALUES ($1, NULLIF($2, ''), $3, $4, $5, $6, $7)
+		ON CONFLICT ON CONSTRAINT ledger_accounts_owner_key DO NOTHING
+		RETURNING ` + accountColumns
+	err = sqlx.GetContext(ctx, q, &out, ins, a.ID, a.MerchantID, a.Code, a.Currency,
+		a.DebitsMustNotExceedCredits, a.CreditsMustNotExceedDebits, a.Description)
+	if err == nil {
+		return out, true, nil
+	}
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "23503" { // foreign key: no such merchant
+		return Account{}, false, errs.NotFound("merchant %s", a.MerchantID)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return Account{}, false, fmt.Errorf("insert account: %w", err)
+	}
+	const sel = `SELECT ` + accountColumns + ` FROM ledger_accounts
+		WHERE merchant_id IS NOT DISTINCT FROM NULLIF($1, '') AND code = $2 AND currency = $3`
+	if err := sqlx.GetContext(ctx, q, &out, sel, a.MerchantID, a.Code, a.Currency); err != nil {
+		return Account{}, false, fmt.Errorf("select account by owner: %w", err)
+	}
+	return out, false, nil
+}
+
+func (s *Store) account(ctx context.Context, q sqlx.QueryerContext, id string) (Account, error) {
+	const sel = `SELECT ` + accountColumns + ` FROM ledger_accounts WHERE account_id = $1`
+	var a Account
+	if err := sqlx.GetContext(ctx, q, &a, sel, id); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Account{}, errs.NotFound("account %s", id)
+		}
+		return Account{}, fmt.Errorf("select account: %w", err)
+	}
+	return a, nil
+}
+
+// accountAt returns the account with its totals as of the instant at (posted totals only:
+// pending totals are not kept historically), read in one snapshot. Transfers are subtracted
+// from the current totals, so recent instants are cheap.
+func (s *Store) accountAt(ctx context.Context, q sqlx.QueryerContext, id string, at time.Time) (Account, error) {
+	const sel = `SELECT ` + accountColumns + `,
+			(SELECT COALESCE(sum(amount), 0) FROM ledger_transfers
+				WHERE debit_account_id = $1 AND created_at >= $2 AND status = 'POSTED') AS later_debits,
+			(SELECT COALESCE(sum(amount), 0) FROM ledger_transfers
+				WHERE credit_account_id = $1 AND created_at >= $2 AND status = 'POSTED') AS later_credits
+		FROM ledger_accounts WHERE account_id = $1`
+	var row struct {
+		Account
+		LaterDebits  int64 `db:"later_debits"`
+		LaterCredits int64 `db:"later_credits"`
+	}
+	if err := sqlx.GetContext(ctx, q, &row, sel, id, at); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Account{}, errs.NotFound("account %s", id)
+		}
+		return Account{}, fmt.Errorf("select balance: %w", err)
+	}
+	a := row.Account
+	a.DebitsPosted -= row.LaterDebits
+	a.CreditsPosted -= row.LaterCredits
+	a.DebitsPending, a.CreditsPending = 0, 0
+	return a, nil
+}
+
+func (s *Store) accounts(ctx context.Context, merchantID string, code AccountCode, after string, limit int) ([]Account, error) {
+	const sel = `SELECT ` + accountColumns + ` FROM ledger_accounts
+		WHERE ($1 = '' OR merchant_id = $1) AND ($2 = '' OR code = $2) AND account_id > $3
+		ORDER BY account_id LIMIT $4`
+	var as []Account
+	if err := s.db.SelectContext(ctx, &as, sel, merchantID, code, after, limit); err != nil {
+		return nil, fmt.Errorf("list accounts: %w", err)
+	}
+	return as, nil
+}
+
+// setFrozen freezes or unfreezes an account. It waits for the account's lock, so once it
+// returns no transaction is still moving money on a frozen account.
+func (s *Store) setFrozen(ctx context.Context, id string, frozen bool, reason string) (Account, error) {
+	const upd = `UPDATE ledger_accounts SET frozen = $2, freeze_reason = $3, updated_at = now()
+		WHERE account_id = $1 RETURNING ` + accountColumns
+	var a Account
+	if err := s.db.GetContext(ctx, &a, upd, id, frozen, reason); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Account{}, errs.NotFound("account %s", id)
+		}
+		return Account{}, fmt.Errorf("set account frozen: %w", err)
+	}
+	return a, nil
+}
+
+// lockAccounts locks the accounts of ids (sorted) in id order and returns the existing ones,
+// with the database clock read after the last lock was granted: the batch's timestamp.
+func (s *Store) lockAccounts(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]*Account, time.Time, error) {
+	// The subquery's FOR UPDATE locks rows in ORDER BY order; the outer clock_timestamp() is
+	// evaluated as each locked row comes out, so the last row's value follows every lock.
+	const sel = `SELECT l.*, clock_timestamp() AS locked_at FROM (
+			SELECT ` + accountColumns + ` FROM ledger_accounts WHERE account_id = ANY($1)
+			ORDER BY account_id FOR UPDATE) l`
+	out := make(map[string]*Account, len(ids))
+	var now time.Time
+	if len(ids) > 0 {
+		rows, err := tx.QueryxContext(ctx, sel, pq.Array(ids))
+		if err != nil {
+			return nil, time.Time{}, fmt.Errorf("lock accounts: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var row struct {
+				Account
+				LockedAt time.Time `db:"locked_at"`
+			}
+			if err := rows.StructScan(&row); err != nil {
+				return nil, time.Time{}, fmt.Errorf("scan account: %w", err)
+			}
+			a := row.Account
+			out[a.ID] = &a
+			if row.LockedAt.After(now) {
+				now = row.LockedAt
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return nil, time.Time{}, fmt.Errorf("lock accounts: %w", err)
+		}
+	}
+	if len(out) == 0 {
+		// Nothing locked, so nothing can move: any database time will do.
+		if err := tx.GetContext(ctx, &now, `SELECT clock_timestamp()`); err != nil {
+			return nil, time.Time{}, fmt.Errorf("read clock: %w", err)
+		}
+	}
+	return out, now.Truncate(time.Microsecond), nil
+}
+
+const transferColumns = `transfer_id, seq, debit_account_id, credit_account_id, amount, currency, code,
+	reference, metadata, pending, post_pending, void_pending, COALESCE(pending_transfer_id, '') AS pending_transfer_id,
+	timeout_seconds, expires_at, status, error, error_message, fingerprint, created_at, resolved_at`
+
+// transferRow is a ledger_transfers row.
+type transferRow struct {
+	ID                string       `db:"transfer_id"`
+	Seq               int64        `db:"seq"`
+	DebitAccountID    string       `db:"debit_account_id"`
+	CreditAccountID   string       `db:"credit_account_id"`
+	Amount            int64        `db:"amount"`
+	Currency          string       `db:"currency"`
+	Code              TransferCode `db:"code"`
+	Reference         string       `db:"reference"`
+	Metadata          []byte       `db:"metadata"`
+	Pending           bool         `db:"pending"`
+	PostPending       bool         `db:"post_pending"`
+	VoidPending       bool         `db:"void_pending"`
+	PendingTransferID string       `db:"pending_transfer_id"`
+	TimeoutSeconds    int32        `db:"timeout_seconds"`
+	ExpiresAt         sql.NullTime `db:"expires_at"`
+	Status            Status       `db:"status"`
+	Error             Refusal      `db:"error"`
+	ErrorMessage      string       `db:"error_message"`
+	Fingerprint       []byte       `db:"fingerprint"`
+	CreatedAt         time.Time    `db:"created_at"`
+	ResolvedAt        sql.NullTime `db:"resolved_at"`
+}
+
+func (r transferRow) transfer() Transfer {
+	t := Transfer{
+		ID: r.ID, DebitAccountID: r.DebitAccountID, CreditAccountID: r.CreditAccountID, Amount: r.Amount,
+		Currency: r.Currency, Code: r.Code, Reference: r.Reference, Pending: r.Pending, PostPending: r.PostPending,
+		VoidPending: r.VoidPending, PendingTransferID: r.PendingTransferID, TimeoutSeconds: r.TimeoutSeconds,
+		Status: r.Status, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt.Time, ResolvedAt: r.ResolvedAt.Time,
+		Refusal: r.Error, Message: r.ErrorMessage,
+	}
+	if len(r.Metadata) > 2 { // not "{}"
+		_ = json.Unmarshal(r.Metadata, &t.Metadata) // written by us from a map[string]string
+	}
+	return t
+}
+
+// transfers reads the transfers of ids (duplicates allowed) as engine records.
+func (s *Store) transfers(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]*record, error) {
+	out := map[string]*record{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	const sel = `SELECT ` + transferColumns + ` FROM ledger_transfers WHERE transfer_id = ANY($1)`
+	var rows []transferRow
+	if err := tx.SelectContext(ctx, &rows, sel, pq.Array(ids)); err != nil {
+		return nil, fmt.Errorf("select transfers by id: %w", err)
+	}
+	for _, r := range rows {
+		out[r.ID] = &record{Transfer: r.transfer(), fp: r.Fingerprint}
+	}
+	return out, nil
+}
+
+func (s *Store) transfer(ctx context.Context, id string) (Transfer, error) {
+	const sel = `SELECT ` + transferColumns + ` FROM ledger_transfers WHERE transfer_id = $1`
+	var r transferRow
+	if err := s.db.GetContext(ctx, &r, sel, id); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Transfer{}, errs.NotFound("transfer %s", id)
+		}
+		return Transfer{}, fmt.Errorf("select transfer: %w", err)
+	}
+	return r.transfer(), nil
+}
+
+// writeBatch writes a batch in one statement: the new running totals of
+// the changed accounts (each account once), the resolution of loaded pending transfers
+// (conditional: one that is no longer PENDING means a concurrent resolution, and the batch
+// fails) and the new transfers, inserted in order with one multi-row INSERT.
+func (s *Store) writeBatch(ctx context.Context, tx *sqlx.Tx, accounts []*Account, resolves, inserts []*record, now time.Time) error {
+	if len(accounts) == 0 && len(resolves) == 0 && len(inserts) == 0 {
+		return nil
+	}
+	const write = `WITH accounts AS (
+			UPDATE ledger_accounts a SET debits_posted = v.dp, credits_posted = v.cp,
+				debits_pending = v.dpe, credits_pending = v.cpe, updated_at = $1
+			FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS v(id, dp, cp, dpe, cpe)
+			WHERE a.account_id = v.id
+			RETURNING 1
+		), resolved AS (
+			UPDATE ledger_transfers t SET status = v.status, resolved_at = $1
+			FROM unnest($7::text[], $8::text[]) AS v(id, status)
+			WHERE t.transfer_id = v.id AND t.status = 'PENDING'
+			RETURNING 1
+		), inserted AS (
+			INSERT INTO ledger_transfers (transfer_id, debit_account_id, credit_account_id, amount,
+				currency, code, reference, metadata, pending, post_pending, void_pending, pending_transfer_id,
+				timeout_seconds, expires_at, status, error, error_message, fingerprint, created_at, resolved_at)
+			SELECT v.id, v.dr, v.cr, v.amount, v.currency, v.code, v.reference, v.metadata::jsonb,
+				v.pending, v.post, v.void, NULLIF(v.pending_id, ''), v.timeout, NULLIF(v.expires_at, '')::timestamptz,
+				v.status, v.error, v.message, v.fp, v.created_at::timestamptz, NULLIF(v.resolved_at, '')::timestamptz
+			FROM unnest($9::text[], $10::text[], $11::text[], $12::bigint[], $13::text[], $14::text[], $15::text[],
+				$16::text[], $17::boolean[], $18::boolean[], $19::boolean[], $20::text[], $21::integer[], $22::text[],
+				$23::text[], $24::text[], $25::text[], $26::bytea[], $27::text[], $28::text[])
+				WITH ORDINALITY AS v(id, dr, cr, amount, currency, code, reference, metadata, pending, post, void,
+					pending_id, timeout, expires_at, status, error, message, fp, created_at, resolved_at, ord)
+			ORDER BY v.ord
+			RETURNING 1
+		)
+		SELECT (SELECT count(*) FROM accounts), (SELECT count(*) FROM resolved), (SELECT count(*) FROM inserted)`
+	na := len(accounts)
+	accID, dp, cp, dpe, cpe := make([]string, na), make([]int64, na), make([]int64, na), make([]int64, na), make([]int64, na)
+	for i, a := range accounts {
+		accID[i], dp[i], cp[i], dpe[i], cpe[i] = a.ID, a.DebitsPosted, a.CreditsPosted, a.DebitsPending, a.CreditsPending
+	}
+	resID, resStatus := make([]string, len(resolves)), make([]string, len(resolves))
+	for i, r := range resolves {
+		resID[i], resStatus[i] = r.ID, string(r.Status)
+	}
+	n := len(inserts)
+	var (
+		id, dr, cr, currency, code, reference, metadata = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		amount, timeout                                 = make([]int64, n), make([]int64, n)
+		pending, post, void                             = make([]bool, n), make([]bool, n), make([]bool, n)
+		pendingID, expires, status, refusal, message    = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		created, resolved                               = make([]string, n), make([]string, n)
+		fp                                              = make([][]byte, n)
+	)
+	for i, r := range inserts {
+		id[i], dr[i], cr[i], amount[i], currency[i] = r.ID, r.DebitAccountID, r.CreditAccountID, r.Amount, r.Currency
+		code[i], reference[i], metadata[i] = string(r.Code), r.Reference, "{}"
+		if len(r.Metadata) > 0 {
+			b, err := json.Marshal(r.Metadata)
+			if err != nil {
+				return fmt.Errorf("encode metadata: %w", err)
+			}
+			metadata[i] = string(b)
+		}
+		pending[i], post[i], void[i], pendingID[i], timeout[i] = r.Pending, r.PostPending, r.VoidPending, r.PendingTransferID, int64(r.TimeoutSeconds)
+		status[i], refusal[i], message[i], fp[i] = string(r.Status), string(r.Refusal), r.Message, r.fp
+		expires[i], created[i], resolved[i] = pgTime(r.ExpiresAt), pgTime(r.CreatedAt), pgTime(r.ResolvedAt)
+	}
+	var gotAccounts, gotResolved, gotInserted int
+	err := tx.QueryRowxContext(ctx, write, now,
+		pq.Array(accID), pq.Array(dp), pq.Array(cp), pq.Array(dpe), pq.Array(cpe),
+		pq.Array(resID), pq.Array(resStatus),
+		pq.Array(id), pq.Array(dr), pq.Array(cr), pq.Array(amount), pq.Array(currency),
+		pq.Array(code), pq.Array(reference), pq.Array(metadata), pq.Array(pending), pq.Array(post), pq.Array(void),
+		pq.Array(pendingID), pq.Array(timeout), pq.Array(expires), pq.Array(status), pq.Array(refusal),
+		pq.Array(message), pq.Array(fp), pq.Array(created), pq.Array(resolved)).Scan(&gotAccounts, &gotResolved, &gotInserted)
+	if err != nil {
+		return fmt.Errorf("write ledger batch: %w", err)
+	}
+	switch {
+	case gotResolved != len(resolves):
+		return fmt.Errorf("write ledger batch: %d of %d pending transfers resolved: %w", gotResolved, len(resolves), errResolutionRace)
+	case gotAccounts != na || gotInserted != n:
+		return fmt.Errorf("write ledger batch: %d of %d accounts updated, %d of %d transfers inserted", gotAccounts, na, gotInserted, n)
+	}
+	return nil
+}
+
+// pgTime formats t for a text array; the zero time is "" (NULL).
+func pgTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.999999Z07:00")
+}
+
+// expiredPending returns up to limit pending transfers whose timeout has passed.
+func (s *Store) expiredPending(ctx context.Context, limit int) ([]string, error) {
+	const sel = `SELECT transfer_id FROM ledger_transfers
+		WHERE status = 'PENDING' AND expires_at IS NOT NULL AND expires_at <= clock_timestamp()
+		ORDER BY expires_at LIMIT $1`
+	var ids []string
+	if err := s.db.SelectContext(ctx, &ids, sel, limit); err != nil {
+		return nil, fmt.Errorf("select expired pending transfers: %w", err)
+	}
+	return ids, nil
+}
+
+// historyCursor is the position after a transfer in an account's history.
+type historyCursor struct {
+	At  time.Time
+	Seq int64
+}
+
+// accountTransfers pages through an account's transfers (refused ones excluded) in the order
+// they were applied, within [start, end) when those are set.
+func (s *Store) accountTransfers(ctx context.Context, accountID string, after historyCursor, start, end time.Time, limit int) ([]transferRow, error) {
+	// One index range per side; a transfer never has the same account on both.
+	const sel = `SELECT * FROM (
+			(SELECT ` + transferColumns + ` FROM ledger_transfers
+				WHERE debit_account_id = $1 AND (created_at, seq) > ($2, $3) AND created_at >= $4 AND created_at < $5
+					AND status <> 'FAILED'
+				ORDER BY created_at, seq LIMIT $6)
+			UNION ALL
+			(SELECT ` + transferColumns + ` FROM ledger_transfers
+				WHERE credit_account_id = $1 AND (created_at, seq) > ($2, $3) AND created_at >= $4 AND created_at < $5
+					AND status <> 'FAILED'
+				ORDER BY created_at, seq LIMIT $6)
+		) t ORDER BY created_at, seq LIMIT $6`
+	var rows []transferRow
+	if err := s.db.SelectContext(ctx, &rows, sel, accountID, after.At, after.Seq, start, end, limit); err != nil {
+		return nil, fmt.Errorf("list account transfers: %w", err)
+	}
+	return rows, nil
+}
+
+// postedBetween returns the posted movements of an account in [start, end), in order, at
+// most limit of them.
+func (s *Store) postedBetween(ctx context.Context, q sqlx.QueryerContext, accountID string, start, end time.Time, limit int) ([]transferRow, error) {
+	const sel = `SELECT * FROM (
+			(SELECT ` + transferColumns + ` FROM ledger_transfers
+				WHERE debit_account_id = $1 AND created_at >= $2 AND created_at < $3 AND status = 'POSTED')
+			UNION ALL
+			(SELECT ` + transferColumns + ` FROM ledger_transfers
+				WHERE credit_account_id = $1 AND created_at >= $2 AND created_at < $3 AND status = 'POSTED')
+		) t ORDER BY created_at, seq LIMIT $4`
+	var rows []transferRow
+	if err := sqlx.SelectContext(ctx, q, &rows, sel, accountID, start, end, limit); err != nil {
+		return nil, fmt.Errorf("select posted transfers: %w", err)
+	}
+	return rows, nil
+}
+
+// violation is one broken invariant found by checkInvariants.
+type invariantReport struct {
+	DebitsPosted  int64
+	CreditsPosted int64
+	Accounts      int
+	Violations    []string
+}
+
+// checkInvariants proves the books in one snapshot: overall debits equal credits (posted and
+// pending), every account's totals equal the sums of its transfers, limits hold, and every
+// applied transfer's accounts exist.
+func (s *Store) checkInvariants(ctx context.Context) (invariantReport, error) {
+	var rep invariantReport
+	err := s.inReadOnlySnapshot(ctx, func(tx *sqlx.Tx) error {
+		const totals = `SELECT count(*), COALESCE(sum(debits_posted), 0)::text, COALESCE(sum(credits_posted), 0)::text,
+				COALESCE(sum(debits_pending), 0)::text, COALESCE(sum(credits_pending), 0)::text
+			FROM ledger_accounts`
+		var dp, cp, dpe, cpe string
+		if err := tx.QueryRowxContext(ctx, totals).Scan(&rep.Accounts, &dp, &cp, &dpe, &cpe); err != nil {
+			return fmt.Errorf("sum account totals: %w", err)
+		}
+		if dp != cp {
+			rep.Violations = append(rep.Violations, fmt.Sprintf("posted debits %s differ from posted credits %s", dp, cp))
+		}
+		if dpe != cpe {
+			rep.Violations = append(rep.Violations, fmt.Sprintf("pending debits %s differ from pending credits %s", dpe, cpe))
+		}
+		fmt.Sscan(dp, &rep.DebitsPosted)
+		fmt.Sscan(cp, &rep.CreditsPosted)
+
+		const perAccount = `WITH d AS (
+				SELECT debit_account_id AS id,
+					COALESCE(sum(amount) FILTER (WHERE status = 'POSTED'), 0) AS posted,
+					COALESCE(sum(amount) FILTER (WHERE status = 'PENDING'), 0) AS pending
+				FROM ledger_transfers WHERE status <> 'FAILED' GROUP BY 1
+			), c AS (
+				SELECT credit_account_id AS id,
+					COALESCE(sum(amount) FILTER (WHERE status = 'POSTED'), 0) AS posted,
+					COALESCE(sum(amount) FILTER (WHERE status = 'PENDING'), 0) AS pending
+				FROM ledger_transfers WHERE status <> 'FAILED' GROUP BY 1
+			)
+			SELECT a.account_id, a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending,
+				COALESCE(d.posted, 0)::text, COALESCE(c.posted, 0)::text, COALESCE(d.pending, 0)::text, COALESCE(c.pending, 0)::text
+			FROM ledger_accounts a LEFT JOIN d ON d.id = a.account_id LEFT JOIN c ON c.id = a.account_id
+			WHERE a.debits_posted <> COALESCE(d.posted, 0) OR a.credits_posted <> COALESCE(c.posted, 0)
+				OR a.debits_pending <> COALESCE(d.pending, 0) OR a.credits_pending <> COALESCE(c.pending, 0)
+				OR (a.debits_must_not_exceed_credits AND a.debits_posted + a.debits_pending > a.credits_posted)
+				OR (a.credits_must_not_exceed_debits AND a.credits_posted + a.credits_pending > a.debits_posted)
+			ORDER BY a.account_id LIMIT 100`
+		rows, err := tx.QueryxContext(ctx, perAccount)
+		if err != nil {
+			return fmt.Errorf("check account totals: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id, sdp, scp, sdpe, scpe string
+			var adp, acp, adpe, acpe int64
+			if err := rows.Scan(&id, &adp, &acp, &adpe, &acpe, &sdp, &scp, &sdpe, &scpe); err != nil {
+				return fmt.Errorf("scan account check: %w", err)
+			}
+			rep.Violations = append(rep.Violations, fmt.Sprintf(
+				"account %s: totals (debits posted %d, credits posted %d, debits pending %d, credits pending %d) "+
+					"differ from its transfers (%s, %s, %s, %s) or break its limit", id, adp, acp, adpe, acpe, sdp, scp, sdpe, scpe))
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("check account totals: %w", err)
+		}
+
+		const orphans = `SELECT t.transfer_id FROM ledger_transfers t
+			WHERE t.status <> 'FAILED' AND (
+				NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.account_id = t.debit_account_id) OR
+				NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.account_id = t.credit_account_id))
+			LIMIT 100`
+		var ids []string
+		if err := tx.SelectContext(ctx, &ids, orphans); err != nil {
+			return fmt.Errorf("check transfer accounts: %w", err)
+		}
+		for _, id := range ids {
+			rep.Violations = append(rep.Violations, fmt.Sprintf("transfer %s names an account that does not exist", id))
+		}
+		return nil
+	})
+	return rep, err
+}
+
+// inReadOnlySnapshot runs fn in a REPEATABLE READ READ ONLY transaction: one snapshot for
+// every statement.
+func (s *Store) inReadOnlySnapshot(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("begin snapshot: %w", err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// availableAccounts pages through the MERCHANT_AVAILABLE accounts of a currency.
+func (s *Store) availableAccounts(ctx context.Context, currency, after string, limit int) ([]Account, error) {
+	const sel = `SELECT ` + accountColumns + ` FROM ledger_accounts
+		WHERE code = 'MERCHANT_AVAILABLE' AND currency = $1 AND account_id > $2
+		ORDER BY account_id LIMIT $3`
+	var as []Account
+	if err := s.db.SelectContext(ctx, &as, sel, currency, after, limit); err != nil {
+		return nil, fmt.Errorf("list available accounts: %w", err)
+	}
+	return as, nil
+}
+
+// settlementRow is a ledger_settlements row.
+type settlementRow struct {
+	Amount     int64          `db:"amount"`
+	TransferID sql.NullString `db:"transfer_id"`
+}
+
+func (s *Store) settlement(ctx context.Context, q sqlx.QueryerContext, merchantID, currency, month string) (settlementRow, bool, error) {
+	const sel = `SELECT amount, transfer_id FROM ledger_settlements
+		WHERE merchant_id = $1 AND currency = $2 AND month = $3`
+	var r settlementRow
+	err := sqlx.GetContext(ctx, q, &r, sel, merchantID, currency, month)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, false, nil
+	}
+	if err != nil {
+		return r, false, fmt.Errorf("select settlement: %w", err)
+	}
+	return r, true, nil
+}
+
+// latestSettledMonth returns the last month settled for the merchant, or "".
+func (s *Store) latestSettledMonth(ctx context.Context, q sqlx.QueryerContext, merchantID, currency string) (string, error) {
+	const sel = `SELECT COALESCE(max(month), '') FROM ledger_settlements WHERE merchant_id = $1 AND currency = $2`
+	var m string
+	if err := sqlx.GetContext(ctx, q, &m, sel, merchantID, currency); err != nil {
+		return "", fmt.Errorf("select latest settlement: %w", err)
+	}
+	return m, nil
+}
+
+// settledSince sums settlements of months before month that were booked at or after since.
+func (s *Store) settledSince(ctx context.Context, q sqlx.QueryerContext, merchantID, currency, month string, since time.Time) (int64, error) {
+	const sel = `SELECT COALESCE(sum(amount), 0) FROM ledger_settlements
+		WHERE merchant_id = $1 AND currency = $2 AND month < $3 AND created_at >= $4`
+	var n int64
+	if err := sqlx.GetContext(ctx, q, &n, sel, merchantID, currency, month, since); err != nil {
+		return 0, fmt.Errorf("sum later settlements: %w", err)
+	}
+	return n, nil
+}
+
+func (s *Store) insertSettlement(ctx context.Context, q sqlx.ExecerContext, st Settlement, at time.Time) error {
+	const ins = `INSERT INTO ledger_settlements (merchant_id, currency, month, amount, transfer_id, created_at)
+		VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6)`
+	if _, err := q.ExecContext(ctx, ins, st.MerchantID, st.Currency, st.Month, st.Amount, st.TransferID, at); err != nil {
+		return fmt.Errorf("insert settlement: %w", err)
+	}
+	return nil
+}

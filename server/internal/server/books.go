@@ -1,0 +1,87 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/paycenter/paycenter/server/internal/errs"
+	"github.com/paycenter/paycenter/server/internal/ledger"
+	"github.com/paycenter/paycenter/server/internal/merchant"
+	"github.com/paycenter/paycenter/server/internal/payment"
+	"github.com/paycenter/paycenter/server/internal/refund"
+)
+
+// books posts payments and refunds to the ledger inside the caller's transaction:
+//
+//	payment succeeded   channel clearing (debit) → merchant available (credit)
+//	refund opened       merchant available → channel clearing, pending (the money is held)
+//	refund succeeded    the hold is posted;  refund failed: the hold is voided
+//
+// Accounts are per merchant, so no transaction ever touches two merchants' books.
+type books struct{ ledger *ledger.Service }
+
+var clearingCode = map[merchant.Channel]ledger.AccountCode{
+	merchant.ChannelAlipay:    ledger.ChannelClearingAlipay,
+	merchant.ChannelWechatPay: ledger.ChannelClearingWechatPay,
+	merchant.ChannelCollector: ledger.ChannelClearingCollector,
+}
+
+func (b books) accounts(ctx context.Context, tx *sqlx.Tx, p payment.Payment) (clearing, available ledger.Account, err error) {
+	if clearing, err = b.ledger.EnsureAccount(ctx, tx, p.MerchantID, clearingCode[p.Channel], p.Currency); err != nil {
+		return
+	}
+	available, err = b.ledger.EnsureAccount(ctx, tx, p.MerchantID, ledger.MerchantAvailable, p.Currency)
+	return
+}
+
+func (b books) post(ctx context.Context, tx *sqlx.Tx, t ledger.Transfer) error {
+	results, err := b.ledger.Post(ctx, tx, []ledger.Transfer{t})
+	if err != nil {
+		return err
+	}
+	if err := ledger.FirstRefusal(results); err != nil {
+		var refusal *ledger.RefusalError
+		if errors.As(err, &refusal) && refusal.Result.Refusal == ledger.RefusedExceedsCredits {
+			return errs.FailedPrecondition("the merchant's available balance is too low for this refund")
+		}
+		return err
+	}
+	return nil
+}
+
+func (b books) BookPayment(ctx context.Context, tx *sqlx.Tx, p payment.Payment) error {
+	clearing, available, err := b.accounts(ctx, tx, p)
+	if err != nil {
+		return err
+	}
+	return b.post(ctx, tx, ledger.Transfer{
+		ID: "pay:" + p.TradeNo, DebitAccountID: clearing.ID, CreditAccountID: available.ID,
+		Amount: p.Amount, Currency: p.Currency, Code: ledger.CodePayment, Reference: p.TradeNo,
+		Metadata: map[string]string{"channel": string(p.Channel), "merchant_order_no": p.MerchantOrderNo,
+			"channel_transaction_id": p.TransactionID, "client_ip": p.ClientIP},
+	})
+}
+
+func (b books) HoldRefund(ctx context.Context, tx *sqlx.Tx, r refund.Refund, p payment.Payment) error {
+	clearing, available, err := b.accounts(ctx, tx, p)
+	if err != nil {
+		return err
+	}
+	return b.post(ctx, tx, ledger.Transfer{
+		ID: "refund:" + r.RefundNo, DebitAccountID: available.ID, CreditAccountID: clearing.ID,
+		Amount: r.Amount, Currency: r.Currency, Code: ledger.CodeRefund, Reference: r.RefundNo, Pending: true,
+		Metadata: map[string]string{"trade_no": p.TradeNo, "merchant_refund_no": r.MerchantRefundNo},
+	})
+}
+
+func (b books) SettleRefund(ctx context.Context, tx *sqlx.Tx, r refund.Refund, _ payment.Payment, succeeded bool) error {
+	t := ledger.Transfer{PendingTransferID: "refund:" + r.RefundNo, Reference: r.RefundNo}
+	if succeeded {
+		t.ID, t.PostPending = "refund:"+r.RefundNo+":post", true
+	} else {
+		t.ID, t.VoidPending = "refund:"+r.RefundNo+":void", true
+	}
+	return b.post(ctx, tx, t)
+}
