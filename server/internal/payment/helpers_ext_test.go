@@ -118,7 +118,9 @@ func newWorld(t testing.TB) *world {
 	return &world{env: env, sb: sb, tenant: tenant, app: tenant.Client, hooks: hooks}
 }
 
-func (w *world) orderNo() string { return fmt.Sprintf("order-%d-%d", time.Now().UnixNano(), w.n.Add(1)) }
+func (w *world) orderNo() string {
+	return fmt.Sprintf("order-%d-%d", time.Now().UnixNano(), w.n.Add(1))
+}
 
 func (w *world) create(t testing.TB, req *paycenterv1.CreatePaymentRequest) *paycenterv1.Payment {
 	t.Helper()
