@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -18,10 +19,32 @@ import (
 // transaction (or the pool, for reads).
 type Store struct {
 	db *sqlx.DB
+
+	mu    sync.Mutex
+	stmts map[string]*sqlx.Stmt
 }
 
 // NewStore returns a Store on db.
-func NewStore(db *sqlx.DB) *Store { return &Store{db: db} }
+func NewStore(db *sqlx.DB) *Store { return &Store{db: db, stmts: map[string]*sqlx.Stmt{}} }
+
+// prepared returns query prepared on the pool and bound to tx, for the statements every
+// batch runs: database/sql keeps each prepared once per connection, so the hot path skips
+// parsing and pays one round trip per statement instead of two. tx must belong to the
+// Store's database. (PostgreSQL may switch such statements to a generic plan; the hot
+// statements only look rows up by primary key, which a generic plan does with the index.)
+func (s *Store) prepared(ctx context.Context, tx *sqlx.Tx, query string) (*sqlx.Stmt, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	stmt, ok := s.stmts[query]
+	if !ok {
+		var err error
+		if stmt, err = s.db.PreparexContext(ctx, query); err != nil {
+			return nil, fmt.Errorf("prepare statement: %w", err)
+		}
+		s.stmts[query] = stmt
+	}
+	return tx.StmtxContext(ctx, stmt), nil
+}
 
 const accountColumns = `account_id, COALESCE(merchant_id, '') AS merchant_id, code, currency,
 	debits_must_not_exceed_credits, credits_must_not_exceed_debits, frozen, freeze_reason,
@@ -132,7 +155,11 @@ func (s *Store) lockAccounts(ctx context.Context, tx *sqlx.Tx, ids []string) (ma
 	out := make(map[string]*Account, len(ids))
 	var now time.Time
 	if len(ids) > 0 {
-		rows, err := tx.QueryxContext(ctx, sel, pq.Array(ids))
+		stmt, err := s.prepared(ctx, tx, sel)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		rows, err := stmt.QueryxContext(ctx, pq.Array(ids))
 		if err != nil {
 			return nil, time.Time{}, fmt.Errorf("lock accounts: %w", err)
 		}
@@ -214,8 +241,12 @@ func (s *Store) transfers(ctx context.Context, tx *sqlx.Tx, ids []string) (map[s
 		return out, nil
 	}
 	const sel = `SELECT ` + transferColumns + ` FROM ledger_transfers WHERE transfer_id = ANY($1)`
+	stmt, err := s.prepared(ctx, tx, sel)
+	if err != nil {
+		return nil, err
+	}
 	var rows []transferRow
-	if err := tx.SelectContext(ctx, &rows, sel, pq.Array(ids)); err != nil {
+	if err := stmt.SelectContext(ctx, &rows, pq.Array(ids)); err != nil {
 		return nil, fmt.Errorf("select transfers by id: %w", err)
 	}
 	for _, r := range rows {
@@ -303,8 +334,12 @@ func (s *Store) writeBatch(ctx context.Context, tx *sqlx.Tx, accounts []*Account
 		status[i], refusal[i], message[i], fp[i] = string(r.Status), string(r.Refusal), r.Message, r.fp
 		expires[i], created[i], resolved[i] = pgTime(r.ExpiresAt), pgTime(r.CreatedAt), pgTime(r.ResolvedAt)
 	}
+	stmt, err := s.prepared(ctx, tx, write)
+	if err != nil {
+		return err
+	}
 	var gotAccounts, gotResolved, gotInserted int
-	err := tx.QueryRowxContext(ctx, write, now,
+	err = stmt.QueryRowxContext(ctx, now,
 		pq.Array(accID), pq.Array(dp), pq.Array(cp), pq.Array(dpe), pq.Array(cpe),
 		pq.Array(resID), pq.Array(resStatus),
 		pq.Array(id), pq.Array(dr), pq.Array(cr), pq.Array(amount), pq.Array(currency),

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/paycenter/paycenter/server/internal/channel"
+	"github.com/paycenter/paycenter/server/internal/errs"
 	"github.com/paycenter/paycenter/server/internal/merchant"
 )
 
@@ -57,7 +58,14 @@ func (s *Service) NotifyHandler(refunds func(r *http.Request, appID string, ch m
 		case n.Refund != nil && refunds != nil:
 			err := refunds(r, appID, ch, *n.Refund)
 			outcome := "ok"
-			if err != nil {
+			switch {
+			case errors.Is(err, errs.ErrNotFound):
+				// A refund paycenter did not make (e.g. in the channel's console): resending
+				// cannot help, so acknowledge, count and log it for reconciliation.
+				outcome, err = "unknown", nil
+				s.Logger.WarnContext(r.Context(), "notification about an unknown refund", "channel", ch,
+					"trade_no", n.Refund.TradeNo, "refund_no", n.Refund.RefundNo)
+			case err != nil:
 				outcome = "error"
 			}
 			s.Metrics.Callback(label, outcome)
