@@ -73,6 +73,13 @@ func dev(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	pair, sandboxURL, err := startSandbox(ctx, logger)
+	if err != nil {
+		return err
+	}
+	if err := configureSandboxChannels(ctx, srv, pair, sandboxURL, state.AppID); err != nil {
+		return err
+	}
 	if err := saveDevState(statePath, state); err != nil {
 		return err
 	}
@@ -84,8 +91,10 @@ paycenter dev is running
   demo merchant  %s
   demo app       %s
   demo app key   %s   (new on every start; the old one stops working)
+  sandbox        %s  (Alipay gateway and WeChat Pay API v3; the demo app uses both)
+  pay as payer   curl -X POST %s/sandbox/alipay/trades/<trade_no>/pay   (or .../wechatpay/...)
 press Ctrl-C to stop
-`, cfg.Addr, cfg.Addr, cfg.AdminKeys[0], state.MerchantID, state.AppID, appKey)
+`, cfg.Addr, cfg.Addr, cfg.AdminKeys[0], state.MerchantID, state.AppID, appKey, sandboxURL, sandboxURL)
 	return listenAndServe(ctx, cfg, srv, logger)
 }
 

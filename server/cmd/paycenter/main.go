@@ -2,7 +2,9 @@
 //
 //	paycenter serve    serve with PAYCENTER_DATABASE_URL and keys from the environment
 //	paycenter migrate  apply database migrations and exit
-//	paycenter dev      start a private PostgreSQL, migrate, seed a demo merchant and app, serve
+//	paycenter dev      start a private PostgreSQL and the sandbox channels, migrate, seed a
+//	                   demo merchant and app, serve
+//	paycenter sandbox  serve the sandbox Alipay and WeChat Pay channels alone
 package main
 
 import (
@@ -29,7 +31,9 @@ const usage = `usage: paycenter <command>
 commands:
   serve    serve the API (needs PAYCENTER_DATABASE_URL, PAYCENTER_ADMIN_KEYS, PAYCENTER_MASTER_KEYS)
   migrate  apply database migrations to PAYCENTER_DATABASE_URL and exit
-  dev      everything on one machine: private PostgreSQL, migrations, demo merchant and app
+  dev      everything on one machine: private PostgreSQL, migrations, sandbox channels,
+           demo merchant and app
+  sandbox  the sandbox Alipay and WeChat Pay servers alone (PAYCENTER_SANDBOX_ADDR)
 
 configuration comes from PAYCENTER_* environment variables; see the README.
 `
@@ -54,6 +58,8 @@ func main() {
 		err = migrate(ctx, cfg)
 	case "dev":
 		err = dev(ctx, cfg, logger)
+	case "sandbox":
+		err = runSandbox(ctx, logger)
 	default:
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
