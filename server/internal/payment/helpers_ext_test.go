@@ -109,8 +109,8 @@ type world struct {
 	n      atomic.Int32
 }
 
-func newWorld(t testing.TB) *world {
-	env := servertest.Start(t)
+func newWorld(t testing.TB, opts ...servertest.Option) *world {
+	env := servertest.Start(t, opts...)
 	sb := servertest.StartSandbox(t)
 	hooks := newReceiver(t)
 	tenant := env.NewTenant(t, sb, hooks.srv.URL+"/hooks")

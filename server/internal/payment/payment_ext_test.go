@@ -5,12 +5,15 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
 	paycenterv1 "github.com/paycenter/paycenter/gen/go/paycenter/v1"
 	"github.com/paycenter/paycenter/server/internal/sandbox"
+	"github.com/paycenter/paycenter/server/internal/server"
 	"github.com/paycenter/paycenter/server/internal/server/servertest"
 )
 
@@ -210,6 +213,97 @@ func TestPaidAfterCloseAndDoublePaymentAreKeptFlaggedAndRefunded(t *testing.T) {
 		t.Fatalf("merchant keeps %d, want only the kept attempt's 800", got)
 	}
 	w.checkInvariants(t)
+}
+
+func TestExpiredPaymentIsClosedAtTheChannelSoTheDeadOrderCannotBePaid(t *testing.T) {
+	var offset atomic.Int64 // how far the server's clock is ahead
+	w := newWorld(t, func(c *server.Config) {
+		c.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	})
+	for _, ch := range []paycenterv1.Channel{paycenterv1.Channel_CHANNEL_ALIPAY, paycenterv1.Channel_CHANNEL_WECHATPAY} {
+		p := w.create(t, &paycenterv1.CreatePaymentRequest{Amount: 4200, Channel: ch, ExpireSeconds: 60})
+		offset.Store(int64(61 * time.Second))
+		closed := w.waitStatus(t, p.TradeNo, paycenterv1.PaymentStatus_PAYMENT_STATUS_CLOSED)
+		if closed.CloseTime == nil {
+			t.Fatalf("closed payment without close_time: %v", closed)
+		}
+		var err error
+		if ch == paycenterv1.Channel_CHANNEL_ALIPAY {
+			err = w.sb.Alipay.Pay(p.TradeNo)
+		} else {
+			err = w.sb.WechatPay.Pay(p.TradeNo)
+		}
+		if err == nil {
+			t.Fatalf("%v: the payer could still pay an expired order", ch)
+		}
+		eventually(t, "payment.closed webhook", func() bool { return len(w.hooks.of("payment.closed", p.TradeNo)) == 1 })
+		offset.Store(0)
+	}
+	if w.merchantBalance(t) != 0 {
+		t.Fatal("expired payments booked money")
+	}
+}
+
+func TestWatchPaymentStreamsChangesUntilFinalAndDrainsOnShutdown(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p := w.create(t, &paycenterv1.CreatePaymentRequest{Amount: 250, Channel: paycenterv1.Channel_CHANNEL_WECHATPAY})
+
+	stream, err := w.app.Payments.WatchPayment(ctx, connect.NewRequest(&paycenterv1.WatchPaymentRequest{TradeNo: p.TradeNo}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !stream.Receive() || stream.Msg().Payment.Status != paycenterv1.PaymentStatus_PAYMENT_STATUS_PENDING {
+		t.Fatalf("first message: %v %v", stream.Msg(), stream.Err())
+	}
+	w.pay(t, p)
+	if !stream.Receive() || stream.Msg().Payment.Status != paycenterv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED {
+		t.Fatalf("after paying: %v %v", stream.Msg(), stream.Err())
+	}
+	if stream.Receive() || stream.Err() != nil {
+		t.Fatalf("stream did not end cleanly at the final status: %v", stream.Err())
+	}
+
+	// Browsers watch with the cashier token instead of a key; a wrong token or another
+	// tenant's key finds nothing.
+	token := strings.SplitN(p.CashierUrl, "?t=", 2)[1]
+	anon := w.env.Client("")
+	for name, c := range map[string]struct {
+		req    *paycenterv1.WatchPaymentRequest
+		client interface {
+			WatchPayment(context.Context, *connect.Request[paycenterv1.WatchPaymentRequest]) (*connect.ServerStreamForClient[paycenterv1.WatchPaymentResponse], error)
+		}
+		code connect.Code
+	}{
+		"cashier token": {&paycenterv1.WatchPaymentRequest{TradeNo: p.TradeNo, CashierToken: token}, anon.Payments, 0},
+		"wrong token":   {&paycenterv1.WatchPaymentRequest{TradeNo: p.TradeNo, CashierToken: "nope"}, anon.Payments, connect.CodeNotFound},
+		"no credential": {&paycenterv1.WatchPaymentRequest{TradeNo: p.TradeNo}, anon.Payments, connect.CodeUnauthenticated},
+		"other tenant":  {&paycenterv1.WatchPaymentRequest{TradeNo: p.TradeNo}, w.env.NewTenant(t, w.sb, "").Client.Payments, connect.CodeNotFound},
+	} {
+		s, err := c.client.WatchPayment(ctx, connect.NewRequest(c.req))
+		if err == nil {
+			s.Receive()
+			err = s.Err()
+			s.Close()
+		}
+		if connect.CodeOf(err) != c.code && !(c.code == 0 && err == nil) {
+			t.Errorf("%s: %v, want %v", name, err, c.code)
+		}
+	}
+
+	// A replica shutting down ends its open streams instead of waiting for them.
+	replica := servertest.StartOn(t, w.env.DB)
+	pending := w.create(t, &paycenterv1.CreatePaymentRequest{Amount: 260, Channel: paycenterv1.Channel_CHANNEL_ALIPAY})
+	open, err := replica.Client(w.tenant.APIKey).Payments.WatchPayment(ctx, connect.NewRequest(&paycenterv1.WatchPaymentRequest{TradeNo: pending.TradeNo}))
+	if err != nil || !open.Receive() {
+		t.Fatalf("watch on the replica: %v", err)
+	}
+	if err := replica.Stop(); err != nil {
+		t.Fatalf("graceful shutdown with an open stream: %v", err)
+	}
+	for open.Receive() {
+	}
 }
 
 func TestConcurrentPartialRefundsNeverExceedThePaidAmount(t *testing.T) {

@@ -46,6 +46,8 @@ type Config struct {
 	Channels map[merchant.Channel]channel.Channel
 	// WorkerInterval is how often background workers (compensation, refunds) look for work.
 	WorkerInterval time.Duration
+	// Now is the clock of payment expiry and compensation (nil: time.Now); tests move it.
+	Now func() time.Time
 	// FirstCheck is when a new payment is first checked at its channel (default 10s).
 	FirstCheck time.Duration
 	// WebhookSchedule overrides the webhook back-off (tests compress it); nil: about 24 hours.
@@ -125,7 +127,7 @@ func New(cfg Config) (*Server, error) {
 	webhooks := webhook.New(cfg.DB, merchants, webhook.Options{Logger: cfg.Logger, Registerer: cfg.Registry, Schedule: cfg.WebhookSchedule})
 	payments := payment.NewService(payment.Config{
 		DB: cfg.DB, Merchants: merchants, Channels: cfg.Channels, Books: books{ledgers}, PublicURL: cfg.PublicURL,
-		Logger: cfg.Logger, Metrics: payment.NewMetrics(cfg.Registry), FirstCheck: cfg.FirstCheck,
+		Logger: cfg.Logger, Metrics: payment.NewMetrics(cfg.Registry), FirstCheck: cfg.FirstCheck, Now: cfg.Now,
 	})
 	evs := events{outbox: webhooks, payments: payments}
 	payments.Events = evs.paymentEvents()

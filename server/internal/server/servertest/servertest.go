@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +26,8 @@ const AdminKey = "test-admin-key-0123456789abcdef"
 
 // Env is a running test server.
 type Env struct {
+	// Stop shuts the server down gracefully (once) and returns what Serve returned.
+	Stop     func() error
 	URL      string
 	DB       *sqlx.DB
 	Server   *server.Server
@@ -84,13 +87,21 @@ func StartOn(tb testing.TB, db *sqlx.DB, opts ...Option) *Env {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
+	var once sync.Once
+	var stopErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			stopErr = <-done
+		})
+		return stopErr
+	}
 	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			tb.Errorf("server shutdown: %v", err)
 		}
 	})
-	return &Env{URL: url, DB: db, Server: srv, Registry: cfg.Registry, Keyring: keyring, Logger: logger}
+	return &Env{Stop: stop, URL: url, DB: db, Server: srv, Registry: cfg.Registry, Keyring: keyring, Logger: logger}
 }
 
 // Client returns a Go client that authenticates with key.
