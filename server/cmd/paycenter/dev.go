@@ -73,7 +73,7 @@ func dev(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	pair, sandboxURL, err := startSandbox(ctx, logger)
+	pair, sandboxURL, err := startSandbox(ctx, cfg.SandboxAddr, logger)
 	if err != nil {
 		return err
 	}

@@ -59,7 +59,7 @@ func main() {
 	case "dev":
 		err = dev(ctx, cfg, logger)
 	case "sandbox":
-		err = runSandbox(ctx, logger)
+		err = runSandbox(ctx, cfg, logger)
 	default:
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)

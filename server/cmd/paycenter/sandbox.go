@@ -7,26 +7,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/paycenter/paycenter/server/internal/auth"
+	"github.com/paycenter/paycenter/server/internal/config"
 	"github.com/paycenter/paycenter/server/internal/merchant"
 	"github.com/paycenter/paycenter/server/internal/sandbox"
 	"github.com/paycenter/paycenter/server/internal/server"
 )
 
-// sandboxAddr is where `dev` and `sandbox` serve the sandbox channels.
-func sandboxAddr() string {
-	if a := os.Getenv("PAYCENTER_SANDBOX_ADDR"); a != "" {
-		return a
-	}
-	return "127.0.0.1:8081"
-}
-
 // startSandbox serves both sandbox channels until ctx ends.
-func startSandbox(ctx context.Context, logger *slog.Logger) (*sandbox.Pair, string, error) {
-	addr := sandboxAddr()
+func startSandbox(ctx context.Context, addr string, logger *slog.Logger) (*sandbox.Pair, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", fmt.Errorf("PAYCENTER_SANDBOX_ADDR: listen on %s: %w", addr, err)
@@ -84,8 +75,8 @@ func sandboxSettings(c sandbox.Credentials, url string) (merchant.AlipaySettings
 
 // runSandbox is `paycenter sandbox`: the sandbox channels alone, with one registered
 // Alipay app and WeChat Pay merchant whose settings are printed for SetChannelConfig.
-func runSandbox(ctx context.Context, logger *slog.Logger) error {
-	pair, url, err := startSandbox(ctx, logger)
+func runSandbox(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	pair, url, err := startSandbox(ctx, cfg.SandboxAddr, logger)
 	if err != nil {
 		return err
 	}

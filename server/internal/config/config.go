@@ -18,6 +18,7 @@ import (
 // Config is paycenter's configuration.
 type Config struct {
 	Addr            string
+	SandboxAddr     string
 	DatabaseURL     string
 	DataDir         string
 	AdminKeys       []string
@@ -42,6 +43,7 @@ var Vars = []Var{
 	{"PAYCENTER_ADDR", "127.0.0.1:8080", "host:port to listen on (HTTP/1.1 and cleartext HTTP/2)"},
 	{"PAYCENTER_DATABASE_URL", "", "PostgreSQL URL; required by `serve`; `dev` starts a private cluster when empty"},
 	{"PAYCENTER_DATA_DIR", ".data", "`dev` only: where the private cluster and generated dev keys live"},
+	{"PAYCENTER_SANDBOX_ADDR", "127.0.0.1:8081", "`dev` and `sandbox`: host:port of the sandbox Alipay and WeChat Pay servers"},
 	{"PAYCENTER_ADMIN_KEYS", "", "comma-separated operator keys (each at least 24 characters); required by `serve`"},
 	{"PAYCENTER_MASTER_KEYS", "", "comma-separated `id:base64(32 bytes)` AES-256 keys, current first, for secrets at rest; required by `serve`"},
 	{"PAYCENTER_PUBLIC_URL", "http://<PAYCENTER_ADDR>", "base URL that payers and channels reach (cashier pages, notify URLs)"},
@@ -72,6 +74,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c := Config{
 		Addr:        get("PAYCENTER_ADDR"),
+		SandboxAddr: get("PAYCENTER_SANDBOX_ADDR"),
 		DatabaseURL: get("PAYCENTER_DATABASE_URL"),
 		DataDir:     get("PAYCENTER_DATA_DIR"),
 		MasterKeys:  get("PAYCENTER_MASTER_KEYS"),
@@ -79,6 +82,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		bad("PAYCENTER_ADDR", "want host:port, e.g. 127.0.0.1:8080 (%v)", err)
+	}
+	if _, _, err := net.SplitHostPort(c.SandboxAddr); err != nil {
+		bad("PAYCENTER_SANDBOX_ADDR", "want host:port, e.g. 127.0.0.1:8081 (%v)", err)
 	}
 	if c.DatabaseURL != "" {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
