@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	paycenterv1 "github.com/paycenter/paycenter/gen/go/paycenter/v1"
 	"github.com/paycenter/paycenter/server/internal/sandbox"
@@ -523,5 +524,85 @@ func TestCreatePaymentRulesAndTenantIsolation(t *testing.T) {
 	}
 	if _, err := w.app.Refunds.CreateRefund(ctx, connect.NewRequest(&paycenterv1.CreateRefundRequest{TradeNo: first.TradeNo, MerchantRefundNo: "y", Amount: 1})); connect.CodeOf(err) != connect.CodeFailedPrecondition {
 		t.Fatalf("frozen merchant's refund: %v", err)
+	}
+}
+
+func TestEveryPaymentRPCRejectsBadInputAndHidesOtherTenants(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	p := w.create(t, &paycenterv1.CreatePaymentRequest{Amount: 100, Channel: paycenterv1.Channel_CHANNEL_ALIPAY})
+	past := timestamppb.New(time.Now().Add(-time.Hour))
+	earlier := timestamppb.New(time.Now().Add(-2 * time.Hour))
+	invalid := map[string]func() error{
+		"key": func() error {
+			_, err := w.app.Payments.GetPayment(ctx, connect.NewRequest(&paycenterv1.GetPaymentRequest{}))
+			return err
+		},
+		"trade_no": func() error {
+			_, err := w.app.Payments.ClosePayment(ctx, connect.NewRequest(&paycenterv1.ClosePaymentRequest{}))
+			return err
+		},
+		"page_size": func() error {
+			_, err := w.app.Payments.ListPayments(ctx, connect.NewRequest(&paycenterv1.ListPaymentsRequest{PageSize: 1000}))
+			return err
+		},
+		"page_token": func() error {
+			_, err := w.app.Payments.ListPayments(ctx, connect.NewRequest(&paycenterv1.ListPaymentsRequest{PageToken: "!!"}))
+			return err
+		},
+		"status": func() error {
+			_, err := w.app.Payments.ListPayments(ctx, connect.NewRequest(&paycenterv1.ListPaymentsRequest{Status: 77}))
+			return err
+		},
+		"channel": func() error {
+			_, err := w.app.Payments.ListPayments(ctx, connect.NewRequest(&paycenterv1.ListPaymentsRequest{Channel: 77}))
+			return err
+		},
+		"end_time": func() error {
+			_, err := w.app.Payments.ListPayments(ctx, connect.NewRequest(&paycenterv1.ListPaymentsRequest{StartTime: past, EndTime: earlier}))
+			return err
+		},
+		"event_id": func() error {
+			_, err := w.app.Payments.RedeliverWebhook(ctx, connect.NewRequest(&paycenterv1.RedeliverWebhookRequest{}))
+			return err
+		},
+	}
+	for field, call := range invalid {
+		err := call()
+		var ce *connect.Error
+		if !errors.As(err, &ce) || ce.Code() != connect.CodeInvalidArgument || !strings.HasPrefix(ce.Message(), field) {
+			t.Errorf("%s: %v, want INVALID_ARGUMENT naming it", field, err)
+		}
+	}
+	// Filters and pagination work.
+	list, err := w.app.Payments.ListPayments(ctx, connect.NewRequest(&paycenterv1.ListPaymentsRequest{
+		Status: paycenterv1.PaymentStatus_PAYMENT_STATUS_PENDING, Channel: paycenterv1.Channel_CHANNEL_ALIPAY, StartTime: past}))
+	if err != nil || len(list.Msg.Payments) != 1 || list.Msg.Payments[0].TradeNo != p.TradeNo {
+		t.Fatalf("filtered list: %v %v", list, err)
+	}
+	// Another tenant finds nothing of this app's, events included.
+	other := w.env.NewTenant(t, w.sb, "")
+	theirs, err := other.Client.Payments.ListPayments(ctx, connect.NewRequest(&paycenterv1.ListPaymentsRequest{}))
+	if err != nil || len(theirs.Msg.Payments) != 0 {
+		t.Fatalf("another tenant lists %v (%v)", theirs, err)
+	}
+	w.pay(t, p)
+	w.waitStatus(t, p.TradeNo, paycenterv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED)
+	var eventID string
+	eventually(t, "event listed", func() bool {
+		res, err := w.app.Payments.ListWebhookDeliveries(ctx, connect.NewRequest(&paycenterv1.ListWebhookDeliveriesRequest{TradeNo: p.TradeNo}))
+		if err == nil && len(res.Msg.Events) == 1 {
+			eventID = res.Msg.Events[0].EventId
+		}
+		return eventID != ""
+	})
+	if _, err := other.Client.Payments.RedeliverWebhook(ctx, connect.NewRequest(&paycenterv1.RedeliverWebhookRequest{EventId: eventID})); connect.CodeOf(err) != connect.CodeNotFound {
+		t.Fatalf("another tenant redelivering this app's event: %v", err)
+	}
+	if res, err := other.Client.Payments.ListWebhookDeliveries(ctx, connect.NewRequest(&paycenterv1.ListWebhookDeliveriesRequest{TradeNo: p.TradeNo})); err != nil || len(res.Msg.Events) != 0 {
+		t.Fatalf("another tenant lists this app's events: %v %v", res, err)
+	}
+	if _, err := w.app.Payments.ClosePayment(ctx, connect.NewRequest(&paycenterv1.ClosePaymentRequest{TradeNo: p.TradeNo})); connect.CodeOf(err) != connect.CodeFailedPrecondition {
+		t.Fatalf("closing a paid payment: %v", err)
 	}
 }

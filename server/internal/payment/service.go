@@ -248,12 +248,12 @@ func (s *Service) Get(ctx context.Context, by, value string) (Payment, error) {
 	if err != nil {
 		return Payment{}, err
 	}
-	if value == "" || len(value) > 64 {
-		return Payment{}, errs.Invalid(by, "must be 1 to 64 characters")
-	}
 	column := map[string]string{"trade_no": "trade_no", "merchant_order_no": "merchant_order_no", "channel_transaction_id": "channel_transaction_id"}[by]
 	if column == "" {
 		return Payment{}, errs.Invalid("key", "set one of trade_no, merchant_order_no or channel_transaction_id")
+	}
+	if value == "" || len(value) > 64 {
+		return Payment{}, errs.Invalid(by, "must be 1 to 64 characters")
 	}
 	return s.store.paymentBy(ctx, caller.AppID, column, value)
 }
