@@ -56,6 +56,13 @@ func TestCashierPageShowsQRAndAmountAndTurnsPaidByItself(t *testing.T) {
 		t.Fatalf("cashier page without its token: %s", plain.Status)
 	}
 
+	// Chromium may still be writing its profile as it exits, so the directory is removed
+	// best-effort rather than by t.TempDir's strict cleanup.
+	profile, err := os.MkdirTemp("", "paycenter-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(profile) })
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium(t)),
 		chromedp.NoSandbox, chromedp.DisableGPU,
@@ -63,7 +70,7 @@ func TestCashierPageShowsQRAndAmountAndTurnsPaidByItself(t *testing.T) {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	defer cancelAlloc()
