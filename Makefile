@@ -50,3 +50,7 @@ test: ## run every test (starts its own PostgreSQL clusters)
 .PHONY: run
 run: build ## start everything: private PostgreSQL, migrations, demo merchant and app, the server
 	./bin/paycenter dev
+
+.PHONY: bench-payments
+bench-payments: ## load test: create → pay → callback → webhook through the sandbox, vs a pgbench baseline (~45 s)
+	$(GO) run ./server/cmd/benchpayments $(BENCH_FLAGS)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/paycenter/paycenter/server/internal/auth"
 	"github.com/paycenter/paycenter/server/internal/errs"
@@ -15,8 +16,9 @@ import (
 // Service holds the merchant domain's rules. Mutations need an admin; an app may read its own
 // merchant's objects; anything else is NOT_FOUND, so ids never leak across tenants.
 type Service struct {
-	store   *Store
-	keyring *secret.Keyring
+	store       *Store
+	keyring     *secret.Keyring
+	credentials credentialsCache
 }
 
 // NewService returns a Service storing through store and sealing secrets with keyring.
@@ -301,6 +303,7 @@ func (s *Service) SetChannel(ctx context.Context, appID string, alipay *AlipaySe
 	if err != nil {
 		return ChannelConfig{}, err
 	}
+	s.credentials.drop(credentialsKey{appID, row.Channel})
 	return publicConfig(stored)
 }
 
@@ -341,12 +344,26 @@ func (s *Service) DisableChannel(ctx context.Context, appID string, ch Channel) 
 	if err != nil {
 		return ChannelConfig{}, err
 	}
+	s.credentials.drop(credentialsKey{appID, ch})
 	return publicConfig(row)
 }
 
 // Credentials returns an app's full configuration of a channel, secrets included, for the
-// channel adapters. It is never exposed through an RPC.
+// channel adapters. It is never exposed through an RPC. Results are cached briefly (see
+// credentialsTTL).
 func (s *Service) Credentials(ctx context.Context, appID string, ch Channel) (ChannelConfig, error) {
+	key, now := credentialsKey{appID, ch}, time.Now()
+	if c, ok := s.credentials.get(key, now); ok {
+		return c, nil
+	}
+	c, err := s.loadCredentials(ctx, appID, ch)
+	if err == nil {
+		s.credentials.put(key, c, now)
+	}
+	return c, err
+}
+
+func (s *Service) loadCredentials(ctx context.Context, appID string, ch Channel) (ChannelConfig, error) {
 	row, err := s.store.channel(ctx, appID, ch)
 	if err != nil {
 		return ChannelConfig{}, err

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// clockTick is the unit of the times in /proc (USER_HZ), normally 100 per second.
+var clockTick = func() time.Duration {
+	out, err := exec.Command("getconf", "CLK_TCK").Output()
+	if hz, perr := strconv.Atoi(strings.TrimSpace(string(out))); err == nil && perr == nil && hz > 0 {
+		return time.Second / time.Duration(hz)
+	}
+	return 10 * time.Millisecond
+}()
+
+// procTimes are the CPU fields of /proc/<pid>/stat: the process's own user and system time
+// (all its threads, including ones that ended) and that of its reaped children.
+type procTimes struct {
+	ppid             int
+	self, reapedKids time.Duration
+}
+
+func readProcStat(pid int) (procTimes, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procTimes{}, err
+	}
+	// "pid (comm) state ppid ...": comm may hold spaces and parentheses, so cut at the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return procTimes{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 15 {
+		return procTimes{}, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	// f[0] is field 3 (state): ppid is field 4, utime 14, stime 15, cutime 16, cstime 17.
+	num := func(k int) int64 { n, _ := strconv.ParseInt(f[k], 10, 64); return n }
+	return procTimes{
+		ppid:       int(num(1)),
+		self:       time.Duration(num(11)+num(12)) * clockTick,
+		reapedKids: time.Duration(num(13)+num(14)) * clockTick,
+	}, nil
+}
+
+// processCPU is the CPU time pid has used so far.
+func processCPU(pid int) (time.Duration, error) {
+	t, err := readProcStat(pid)
+	return t.self, err
+}
+
+// postgresCPU is the CPU time of a PostgreSQL cluster so far: the postmaster, its live
+// children (backends, checkpointer, WAL writer...) and the children it has reaped (ended
+// sessions), which the kernel adds to its cutime/cstime. The sum only grows.
+func postgresCPU(postmaster int) (time.Duration, error) {
+	pm, err := readProcStat(postmaster)
+	if err != nil {
+		return 0, err
+	}
+	total := pm.self + pm.reapedKids
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == postmaster {
+			continue
+		}
+		t, err := readProcStat(pid)
+		if err != nil || t.ppid != postmaster {
+			continue // gone, or not a backend of this cluster
+		}
+		total += t.self + t.reapedKids
+	}
+	return total, nil
+}
+
+// postmasterPID reads the postmaster's pid from its data directory.
+func postmasterPID(dataDir string) (int, error) {
+	f, err := os.Open(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	if !sc.Scan() {
+		return 0, fmt.Errorf("%s/postmaster.pid is empty", dataDir)
+	}
+	return strconv.Atoi(strings.TrimSpace(sc.Text()))
+}
+
+// selfCPU is this process's CPU time so far (every thread; not its children).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// machineCPU returns the busy and total CPU time of the whole machine (all cores) so far,
+// from the first line of /proc/stat.
+func machineCPU() (busy, total time.Duration) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0, 0
+	}
+	var sum, idle int64
+	for k, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if k >= 8 { // guest and guest_nice are already counted in user and nice
+			break
+		}
+		sum += n
+		if k == 3 || k == 4 { // idle, iowait
+			idle += n
+		}
+	}
+	return time.Duration(sum-idle) * clockTick, time.Duration(sum) * clockTick
+}
+
+// cpuSnapshot is every CPU clock the benchmark reads, at one instant.
+type cpuSnapshot struct {
+	at                 time.Time
+	server             time.Duration
+	postgres           time.Duration
+	load               time.Duration
+	machineBusy, total time.Duration
+	postgresErr        error
+}
+
+func takeSnapshot(serverPID, postmaster int) (cpuSnapshot, error) {
+	s := cpuSnapshot{at: time.Now(), load: selfCPU()}
+	var err error
+	if serverPID > 0 {
+		if s.server, err = processCPU(serverPID); err != nil {
+			return s, fmt.Errorf("server CPU: %w", err)
+		}
+	}
+	if postmaster > 0 {
+		s.postgres, s.postgresErr = postgresCPU(postmaster)
+	}
+	s.machineBusy, s.total = machineCPU()
+	return s, nil
+}
