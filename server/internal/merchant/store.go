@@ -212,7 +212,7 @@ func (s *Store) upsertChannel(ctx context.Context, r channelRow) (channelRow, er
 			secrets_enc = EXCLUDED.secrets_enc, secrets_keyid = EXCLUDED.secrets_keyid, updated_at = now()
 		RETURNING ` + channelColumns
 	var out channelRow
-	if err := s.db.GetContext(ctx, &out, q, r.AppID, r.MerchantID, r.Channel, r.Settings, r.SecretsEnc, r.SecretsKeyID); err != nil {
+	if err := s.db.GetContext(ctx, &out, q, r.AppID, r.MerchantID, r.Channel, string(r.Settings), r.SecretsEnc, r.SecretsKeyID); err != nil {
 		return channelRow{}, fmt.Errorf("upsert channel config: %w", err)
 	}
 	return out, nil
