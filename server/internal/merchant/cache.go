@@ -5,52 +5,56 @@ import (
 	"time"
 )
 
-// credentialsTTL bounds how long a replica uses a channel configuration it decrypted: changes
-// made through this replica apply at once (the entry is dropped), changes made through another
-// replica within this time.
-const credentialsTTL = 5 * time.Second
+// cacheTTL bounds how long a replica uses a channel configuration or webhook target it read:
+// changes made through this replica apply at once (the entry is dropped), changes made through
+// another replica within this time.
+const cacheTTL = 5 * time.Second
+
+// ttlCache saves the database reads and decryptions that every payment, callback and webhook
+// would otherwise repeat. Values must be safe to share (callers get copies via clone).
+type ttlCache[K comparable, V any] struct {
+	mu      sync.Mutex
+	entries map[K]ttlEntry[V]
+}
+
+type ttlEntry[V any] struct {
+	v       V
+	expires time.Time
+}
+
+func (c *ttlCache[K, V]) get(k K, now time.Time) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[k]
+	if !ok || now.After(e.expires) {
+		var zero V
+		return zero, false
+	}
+	return e.v, true
+}
+
+func (c *ttlCache[K, V]) put(k K, v V, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || len(c.entries) > 10000 {
+		c.entries = map[K]ttlEntry[V]{}
+	}
+	c.entries[k] = ttlEntry[V]{v: v, expires: now.Add(cacheTTL)}
+}
+
+func (c *ttlCache[K, V]) drop(k K) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, k)
+}
 
 type credentialsKey struct {
 	appID   string
 	channel Channel
 }
 
-type credentialsEntry struct {
-	cfg     ChannelConfig
-	expires time.Time
-}
-
-// credentialsCache saves a database read, an AES-GCM decryption and a JSON decoding on every
-// payment and callback.
-type credentialsCache struct {
-	mu      sync.Mutex
-	entries map[credentialsKey]credentialsEntry
-}
-
-func (c *credentialsCache) get(k credentialsKey, now time.Time) (ChannelConfig, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[k]
-	if !ok || now.After(e.expires) {
-		return ChannelConfig{}, false
-	}
-	return e.cfg.clone(), true
-}
-
-func (c *credentialsCache) put(k credentialsKey, cfg ChannelConfig, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.entries == nil || len(c.entries) > 10000 {
-		c.entries = map[credentialsKey]credentialsEntry{}
-	}
-	c.entries[k] = credentialsEntry{cfg: cfg.clone(), expires: now.Add(credentialsTTL)}
-}
-
-func (c *credentialsCache) drop(k credentialsKey) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.entries, k)
-}
+// webhookTarget is where an app's webhooks go and the secret that signs them.
+type webhookTarget struct{ url, secret string }
 
 // clone copies the settings so that callers cannot change the cached ones.
 func (c ChannelConfig) clone() ChannelConfig {

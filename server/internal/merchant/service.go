@@ -18,7 +18,8 @@ import (
 type Service struct {
 	store       *Store
 	keyring     *secret.Keyring
-	credentials credentialsCache
+	credentials ttlCache[credentialsKey, ChannelConfig]
+	webhooks    ttlCache[string, webhookTarget]
 }
 
 // NewService returns a Service storing through store and sealing secrets with keyring.
@@ -197,7 +198,9 @@ func (s *Service) UpdateApp(ctx context.Context, id string, u AppUpdate) (App, e
 	if err := firstError(errList...); err != nil {
 		return App{}, err
 	}
-	return s.store.updateApp(ctx, id, u)
+	a, err := s.store.updateApp(ctx, id, u)
+	s.webhooks.drop(id)
+	return a, err
 }
 
 // RotateKey replaces the app's API key; the old key stops working at once.
@@ -224,6 +227,7 @@ func (s *Service) RotateWebhookSecret(ctx context.Context, id string) (App, stri
 	webhookSecret := "whsec_" + ids.Secret(40)
 	keyID, enc := s.keyring.Seal([]byte(webhookSecret), webhookAAD(id))
 	a, err := s.store.setWebhookSecret(ctx, id, keyID, enc)
+	s.webhooks.drop(id)
 	return a, webhookSecret, err
 }
 
@@ -354,11 +358,11 @@ func (s *Service) DisableChannel(ctx context.Context, appID string, ch Channel) 
 func (s *Service) Credentials(ctx context.Context, appID string, ch Channel) (ChannelConfig, error) {
 	key, now := credentialsKey{appID, ch}, time.Now()
 	if c, ok := s.credentials.get(key, now); ok {
-		return c, nil
+		return c.clone(), nil
 	}
 	c, err := s.loadCredentials(ctx, appID, ch)
 	if err == nil {
-		s.credentials.put(key, c, now)
+		s.credentials.put(key, c.clone(), now)
 	}
 	return c, err
 }
@@ -419,12 +423,20 @@ func firstError(list ...error) error {
 }
 
 // WebhookTarget returns where and with what secret an app's webhooks are sent, for webhook
-// delivery only. An empty URL means the app takes no webhooks.
+// delivery only. An empty URL means the app takes no webhooks. Results are cached briefly.
 func (s *Service) WebhookTarget(ctx context.Context, appID string) (url, secret string, err error) {
-	a, err := s.store.app(ctx, appID)
+	now := time.Now()
+	if t, ok := s.webhooks.get(appID, now); ok {
+		return t.url, t.secret, nil
+	}
+	url, keyID, enc, err := s.store.webhookTarget(ctx, appID)
 	if err != nil {
 		return "", "", err
 	}
-	secret, err = s.WebhookSecret(ctx, appID)
-	return a.WebhookURL, secret, err
+	pt, err := s.keyring.Open(keyID, enc, webhookAAD(appID))
+	if err != nil {
+		return "", "", fmt.Errorf("open webhook secret of %s: %w", appID, err)
+	}
+	s.webhooks.put(appID, webhookTarget{url: url, secret: string(pt)}, now)
+	return url, string(pt), nil
 }

@@ -169,6 +169,17 @@ func (s *Store) webhookSecret(ctx context.Context, appID string) (keyID string, 
 	return keyID, enc, nil
 }
 
+func (s *Store) webhookTarget(ctx context.Context, appID string) (url, keyID string, enc []byte, err error) {
+	const q = `SELECT webhook_url, webhook_secret_keyid, webhook_secret_enc FROM apps WHERE app_id = $1`
+	if err := s.db.QueryRowxContext(ctx, q, appID).Scan(&url, &keyID, &enc); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", "", nil, errs.NotFound("app %s", appID)
+		}
+		return "", "", nil, fmt.Errorf("select webhook target: %w", err)
+	}
+	return url, keyID, enc, nil
+}
+
 // appKeyOwner is what an API key resolves to.
 type appKeyOwner struct {
 	AppID      string `db:"app_id"`
