@@ -195,10 +195,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Payment, error
 		}
 		return Payment{}, errs.Unavailable("channel %s did not accept the payment; retry later", req.Channel)
 	}
-	if err := s.store.setPayerAction(ctx, candidate.TradeNo, action); err != nil {
-		return Payment{}, err
-	}
-	return getPayment(ctx, s.DB, candidate.TradeNo, false)
+	return s.store.setPayerAction(ctx, candidate.TradeNo, action)
 }
 
 func (s *Service) channelFor(ctx context.Context, appID string, ch merchant.Channel) (channel.Channel, merchant.ChannelConfig, error) {
@@ -223,7 +220,7 @@ func (s *Service) channelFor(ctx context.Context, appID string, ch merchant.Chan
 func (s *Service) failAttempt(ctx context.Context, p Payment, cause error) {
 	s.Logger.WarnContext(ctx, "prepay failed", "trade_no", p.TradeNo, "channel", p.Channel, "error", cause)
 	err := pgdb.InTx(context.WithoutCancel(ctx), s.DB, func(tx *sqlx.Tx) error {
-		_, err := transition(ctx, tx, p.TradeNo, []Status{StatusPending}, StatusFailed, `, next_check_at = NULL`)
+		_, _, err := transition(ctx, tx, p.TradeNo, []Status{StatusPending}, StatusFailed, `, next_check_at = NULL`)
 		return err
 	})
 	if err != nil {
@@ -321,12 +318,8 @@ func (s *Service) Close(ctx context.Context, tradeNo string) (Payment, error) {
 
 // closeLocked closes a pending payment in tx; the channel is told separately.
 func (s *Service) closeLocked(ctx context.Context, tx *sqlx.Tx, p Payment) (Payment, error) {
-	ok, err := transition(ctx, tx, p.TradeNo, []Status{StatusPending}, StatusClosed, `, closed_at = now(), next_check_at = NULL`)
+	closed, ok, err := transition(ctx, tx, p.TradeNo, []Status{StatusPending}, StatusClosed, `, closed_at = now(), next_check_at = NULL`)
 	if err != nil || !ok {
-		return p, err
-	}
-	closed, err := getPayment(ctx, tx, p.TradeNo, false)
-	if err != nil {
 		return p, err
 	}
 	if err := s.Events.Publish(ctx, tx, EventClosed, closed); err != nil {
@@ -408,11 +401,8 @@ func (s *Service) ApplyTrade(ctx context.Context, appID string, ch merchant.Chan
 			if paidAt.IsZero() {
 				paidAt = s.Now()
 			}
-			if _, err := transition(ctx, tx, p.TradeNo, []Status{StatusPending, StatusClosed, StatusFailed}, StatusSucceeded,
-				`, paid_at = $4, channel_transaction_id = $5, duplicate = $6, next_check_at = NULL`, paidAt, t.TransactionID, duplicate); err != nil {
-				return err
-			}
-			paid, err := getPayment(ctx, tx, p.TradeNo, false)
+			paid, _, err := transition(ctx, tx, p.TradeNo, []Status{StatusPending, StatusClosed, StatusFailed}, StatusSucceeded,
+				`, paid_at = $4, channel_transaction_id = $5, duplicate = $6, next_check_at = NULL`, paidAt, t.TransactionID, duplicate)
 			if err != nil {
 				return err
 			}
@@ -434,7 +424,7 @@ func (s *Service) ApplyTrade(ctx context.Context, appID string, ch merchant.Chan
 				return nil
 			}
 			if t.State == channel.TradeFailed {
-				if _, err := transition(ctx, tx, p.TradeNo, []Status{StatusPending}, StatusFailed, `, next_check_at = NULL`); err != nil {
+				if _, _, err := transition(ctx, tx, p.TradeNo, []Status{StatusPending}, StatusFailed, `, next_check_at = NULL`); err != nil {
 					return err
 				}
 			} else if _, err := s.closeLocked(ctx, tx, p); err != nil {

@@ -99,12 +99,13 @@ func insertPayment(ctx context.Context, tx *sqlx.Tx, p Payment, firstCheck time.
 	return nil
 }
 
-func (s *Store) setPayerAction(ctx context.Context, tradeNo string, a channel.PayerAction) error {
-	const q = `UPDATE payments SET payer_action = $2, updated_at = now() WHERE trade_no = $1`
-	if _, err := s.db.ExecContext(ctx, q, tradeNo, jsonColumn[channel.PayerAction]{a}); err != nil {
-		return fmt.Errorf("set payer action: %w", err)
+func (s *Store) setPayerAction(ctx context.Context, tradeNo string, a channel.PayerAction) (Payment, error) {
+	const q = `UPDATE payments SET payer_action = $2, updated_at = now() WHERE trade_no = $1 RETURNING ` + paymentColumns
+	var p Payment
+	if err := s.db.GetContext(ctx, &p, q, tradeNo, jsonColumn[channel.PayerAction]{a}); err != nil {
+		return Payment{}, fmt.Errorf("set payer action: %w", err)
 	}
-	return nil
+	return p, nil
 }
 
 type getter interface {
@@ -161,20 +162,23 @@ func nullTime(t time.Time) *time.Time {
 }
 
 // transition moves a payment from one of from to to: the single conditional UPDATE every
-// state change goes through. It reports false when the payment was not in from (another
-// writer won).
-func transition(ctx context.Context, tx *sqlx.Tx, tradeNo string, from []Status, to Status, set string, args ...any) (bool, error) {
-	q := `UPDATE payments SET status = $2, updated_at = now()` + set + ` WHERE trade_no = $1 AND status = ANY($3)`
+// state change goes through. ok is false when the payment was not in from (another writer
+// won); otherwise it returns the payment as changed.
+func transition(ctx context.Context, tx *sqlx.Tx, tradeNo string, from []Status, to Status, set string, args ...any) (p Payment, ok bool, err error) {
+	q := `UPDATE payments SET status = $2, updated_at = now()` + set + ` WHERE trade_no = $1 AND status = ANY($3)
+		RETURNING ` + paymentColumns
 	fromText := make([]string, len(from))
 	for i, s := range from {
 		fromText[i] = string(s)
 	}
-	res, err := tx.ExecContext(ctx, q, append([]any{tradeNo, to, pq.Array(fromText)}, args...)...)
-	if err != nil {
-		return false, fmt.Errorf("payment %s → %s: %w", tradeNo, to, err)
+	err = tx.GetContext(ctx, &p, q, append([]any{tradeNo, to, pq.Array(fromText)}, args...)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Payment{}, false, nil
 	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
+	if err != nil {
+		return Payment{}, false, fmt.Errorf("payment %s → %s: %w", tradeNo, to, err)
+	}
+	return p, true, nil
 }
 
 // scheduleCheck sets when the compensation worker next asks the channel (nil: never).
