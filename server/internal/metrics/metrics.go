@@ -33,7 +33,7 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// RegisterDB exports the connection pool's gauges and counters (paycenter_db_*).
+// RegisterDB exports the connection pool's gauges and counters (go_sql_*{db_name="paycenter"}).
 func RegisterDB(reg prometheus.Registerer, db *sql.DB) {
 	reg.MustRegister(collectors.NewDBStatsCollector(db, "paycenter"))
 }

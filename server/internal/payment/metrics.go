@@ -32,6 +32,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"channel", "action"}),
 	}
 	reg.MustRegister(m.createdC, m.succeededC, m.closedCount, m.callbacks, m.compensation)
+	// Start the series alerts watch at zero, so increase() sees their first event.
+	for _, ch := range []string{"ALIPAY", "WECHATPAY", "COLLECTOR"} {
+		for _, outcome := range []string{"ok", "duplicate", "unchanged", "forged", "mismatch", "unknown", "error"} {
+			m.callbacks.WithLabelValues(ch, outcome)
+		}
+		for _, action := range []string{"query_failed", "close_failed", "expired", "paid_at_expiry"} {
+			m.compensation.WithLabelValues(ch, action)
+		}
+	}
 	return m
 }
 

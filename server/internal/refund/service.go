@@ -232,7 +232,11 @@ func (s *Service) ApplyRefund(ctx context.Context, appID string, ch merchant.Cha
 		return s.Events.Publish(ctx, tx, event, final)
 	})
 	if err == nil && applied != nil {
-		s.outcomes.WithLabelValues(string(ch), string(applied.Status)).Inc()
+		event := "succeeded"
+		if applied.Status == StatusFailed {
+			event = "failed"
+		}
+		s.outcomes.WithLabelValues(string(ch), event).Inc()
 	}
 	return err
 }
