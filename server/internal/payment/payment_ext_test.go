@@ -606,3 +606,29 @@ func TestEveryPaymentRPCRejectsBadInputAndHidesOtherTenants(t *testing.T) {
 		t.Fatalf("closing a paid payment: %v", err)
 	}
 }
+
+func TestConcurrentIdenticalCreatesMakeOnePaymentAndGiveEveryoneItsQRCode(t *testing.T) {
+	w := newWorld(t)
+	order := w.orderNo()
+	var wg sync.WaitGroup
+	results := make([]*paycenterv1.Payment, 10)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = w.create(t, &paycenterv1.CreatePaymentRequest{MerchantOrderNo: order, Amount: 990, Channel: paycenterv1.Channel_CHANNEL_WECHATPAY})
+		}()
+	}
+	wg.Wait()
+	for _, p := range results {
+		if p == nil {
+			t.Fatal("a create failed")
+		}
+		if p.TradeNo != results[0].TradeNo || p.PayerAction.GetQrCode() == "" {
+			t.Fatalf("answers differ: %v vs %v", p, results[0])
+		}
+	}
+	if n := w.count(t, `SELECT count(*) FROM payments WHERE merchant_order_no = $1`, order); n != 1 {
+		t.Fatalf("%d payments for one order", n)
+	}
+}

@@ -177,7 +177,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Payment, error
 		return Payment{}, err
 	}
 	if existing != nil {
-		return *existing, nil
+		return s.awaitPayerAction(ctx, *existing), nil
 	}
 	for _, p := range superseded {
 		s.closeAtChannel(ctx, p)
@@ -196,6 +196,26 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Payment, error
 		return Payment{}, errs.Unavailable("channel %s did not accept the payment; retry later", req.Channel)
 	}
 	return s.store.setPayerAction(ctx, candidate.TradeNo, action)
+}
+
+// awaitPayerAction gives a concurrent duplicate of a create request the same answer as the
+// original: while the original is still asking the channel, the payer action is not stored
+// yet, so wait briefly for it.
+func (s *Service) awaitPayerAction(ctx context.Context, p Payment) Payment {
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Status == StatusPending && p.PayerAction.V == (channel.PayerAction{}) && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return p
+		case <-time.After(50 * time.Millisecond):
+		}
+		latest, err := getPayment(ctx, s.DB, p.TradeNo, false)
+		if err != nil {
+			return p
+		}
+		p = latest
+	}
+	return p
 }
 
 func (s *Service) channelFor(ctx context.Context, appID string, ch merchant.Channel) (channel.Channel, merchant.ChannelConfig, error) {
