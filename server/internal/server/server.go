@@ -153,6 +153,7 @@ func New(cfg Config) (*Server, error) {
 		func(ctx context.Context) { _ = webhooks.Run(ctx) },
 		func(ctx context.Context) { payments.RunCompensation(ctx, cfg.WorkerInterval) },
 		func(ctx context.Context) { refunds.RunWorker(ctx, cfg.WorkerInterval) },
+		func(ctx context.Context) { checkBooks(ctx, ledgers, cfg.Logger) },
 	}
 
 	mux := http.NewServeMux()
@@ -225,6 +226,28 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// checkBooks proves the ledger adds up every few minutes, so the invariant metric (and its
+// alert) means something without anyone calling CheckInvariants.
+func checkBooks(ctx context.Context, ledgers *ledger.Service, logger *slog.Logger) {
+	ctx = auth.WithPrincipal(ctx, auth.Principal{Kind: auth.KindAdmin})
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rep, err := ledgers.CheckInvariants(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.ErrorContext(ctx, "ledger invariant check", "error", err)
+		case len(rep.Violations) > 0:
+			logger.ErrorContext(ctx, "LEDGER INVARIANTS VIOLATED", "violations", rep.Violations)
+		}
+	}
 }
 
 // drainer ends streaming handlers when the server shuts down, so Shutdown does not wait for
