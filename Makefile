@@ -54,3 +54,7 @@ run: build ## start everything: private PostgreSQL, migrations, demo merchant an
 .PHONY: bench-payments
 bench-payments: ## load test: create → pay → callback → webhook through the sandbox, vs a pgbench baseline (~45 s)
 	$(GO) run ./server/cmd/benchpayments $(BENCH_FLAGS)
+
+.PHONY: bench-ledger
+bench-ledger: ## ledger throughput vs a pgbench baseline on a durable private PostgreSQL (~40 s)
+	$(GO) run ./server/cmd/benchledger $(BENCH_FLAGS)

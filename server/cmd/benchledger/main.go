@@ -30,6 +30,8 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,6 +62,7 @@ type config struct {
 	dataDir          string
 	pgBin            string
 	poolSize         int
+	cpuprofile       string
 }
 
 func main() {
@@ -74,7 +77,9 @@ func main() {
 	flag.StringVar(&c.dataDir, "data-dir", "", "data directory of the private cluster (default: a fresh temporary one, removed afterwards)")
 	flag.StringVar(&c.pgBin, "pg-bin", "", "directory of pgbench and the PostgreSQL server binaries (default: the newest /usr/lib/postgresql/N/bin)")
 	flag.IntVar(&c.poolSize, "pool", 20, "database connections of the paycenter server")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the ledger runs to this file")
 	flag.Parse()
+	c.cpuprofile = *cpuprofile
 	if err := run(context.Background(), c); err != nil {
 		fmt.Fprintln(os.Stderr, "benchledger:", err)
 		os.Exit(1)
@@ -88,6 +93,7 @@ type result struct {
 	perSecond float64 // transfers per second
 	p50, p99  time.Duration
 	failed    int
+	batches   string // group commit statistics
 }
 
 func run(ctx context.Context, c config) error {
@@ -106,14 +112,11 @@ func run(ctx context.Context, c config) error {
 				return err
 			}
 			defer os.RemoveAll(tmp)
+			// PostgreSQL runs as the postgres user when we are root: it must traverse tmp.
+			if err := os.Chmod(tmp, 0o755); err != nil {
+				return err
+			}
 			dir = filepath.Join(tmp, "data")
-		}
-		// PostgreSQL runs as the postgres user when we are root: it must traverse the parent.
-		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-			return err
-		}
-		if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
-			return err
 		}
 		cluster, err := pgdb.StartCluster(ctx, pgdb.ClusterOptions{DataDir: dir, Durable: true, Logger: logger})
 		if err != nil {
@@ -154,10 +157,22 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer srv.stop()
-	client := paycenter.New(srv.url, srv.adminKey)
+	// Responses are small and local: the benchmark's client does not ask for compression.
+	client := paycenter.New(srv.url, srv.adminKey, paycenter.WithClientOptions(connect.WithAcceptCompression("gzip", nil, nil)))
 	accounts, err := setupAccounts(ctx, client, c.accounts)
 	if err != nil {
 		return fmt.Errorf("set up accounts: %w", err)
+	}
+	if c.cpuprofile != "" {
+		f, err := os.Create(c.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	for _, r := range []struct {
 		name    string
@@ -167,9 +182,16 @@ func run(ctx context.Context, c config) error {
 		{"ledger, 1 transfer/RPC", c.clients, 1},
 		{fmt.Sprintf("ledger, %d transfers/RPC", c.batch), c.batchClients, c.batch},
 	} {
+		n0, size0 := batchStats(srv, "paycenter_ledger_batch_size")
+		_, secs0 := batchStats(srv, "paycenter_ledger_batch_duration_seconds")
 		res, err := driveLedger(ctx, client, accounts, r.name, r.clients, r.perRPC, c.warmup, c.duration)
 		if err != nil {
 			return err
+		}
+		n1, size1 := batchStats(srv, "paycenter_ledger_batch_size")
+		_, secs1 := batchStats(srv, "paycenter_ledger_batch_duration_seconds")
+		if n := float64(n1 - n0); n > 0 {
+			res.batches = fmt.Sprintf("%.0f transfers and %.1fms per transaction", (size1-size0)/n, (secs1-secs0)/n*1000)
 		}
 		results = append(results, res)
 		printResult(res, baseline)
@@ -179,8 +201,10 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return fmt.Errorf("CheckInvariants: %w", err)
 	}
-	count, sum := batchStats(srv)
-	fmt.Printf("\n  group commit: %.1f transfers per database transaction on average (%d transactions)\n", sum/math.Max(float64(count), 1), count)
+	fmt.Println()
+	for _, r := range results[1:] {
+		fmt.Printf("  group commit, %s: %s\n", r.name, r.batches)
+	}
 	fmt.Printf("  CheckInvariants: ok=%v, %d accounts, Σ debits posted %d = Σ credits posted %d\n",
 		inv.Msg.GetOk(), inv.Msg.GetAccountsChecked(), inv.Msg.GetTotalDebitsPosted(), inv.Msg.GetTotalCreditsPosted())
 	fmt.Printf("  targets: 1/RPC %.2fx (≥ 2x: %s), %d/RPC %.2fx (≥ 5x: %s)\n",
@@ -199,25 +223,17 @@ func verdict(ok bool) string {
 	return "MISSED"
 }
 
-func numCPU() int {
-	n, _ := strconv.Atoi(strings.TrimSpace(mustRun("nproc")))
-	return n
-}
-
-func mustRun(name string, args ...string) string {
-	out, _ := exec.Command(name, args...).Output()
-	return string(out)
-}
+func numCPU() int { return runtime.NumCPU() }
 
 func printResult(r, baseline result) {
 	if r.name == baseline.name {
-		fmt.Printf("  %-34s %8s %14s %10s %10s %8s\n", "run", "clients", "transfers/s", "p50", "p99", "ratio")
+		fmt.Printf("  %-40s %8s %12s %10s %10s %8s\n", "run", "clients", "transfers/s", "p50", "p99", "ratio")
 	}
 	extra := ""
 	if r.failed > 0 {
 		extra = fmt.Sprintf("  (%d failed)", r.failed)
 	}
-	fmt.Printf("  %-34s %8d %14.0f %10s %10s %7.2fx%s\n", r.name, r.clients, r.perSecond,
+	fmt.Printf("  %-40s %8d %12.0f %10s %10s %7.2fx%s\n", r.name, r.clients, r.perSecond,
 		r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.perSecond/baseline.perSecond, extra)
 }
 
@@ -370,11 +386,11 @@ type running struct {
 	stop          func()
 }
 
-// batchStats reads the ledger's batch size histogram: database transactions and transfers.
-func batchStats(r *running) (count uint64, sum float64) {
+// batchStats reads a ledger histogram: samples and their sum.
+func batchStats(r *running, name string) (count uint64, sum float64) {
 	mfs, _ := r.registry.Gather()
 	for _, mf := range mfs {
-		if mf.GetName() == "paycenter_ledger_batch_size" && len(mf.GetMetric()) > 0 {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
 			h := mf.GetMetric()[0].GetHistogram()
 			return h.GetSampleCount(), h.GetSampleSum()
 		}

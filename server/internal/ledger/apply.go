@@ -68,14 +68,10 @@ func (s *Service) apply(ctx context.Context, tx *sqlx.Tx, requests [][]Transfer,
 		}
 		ids = append(ids, keys(refs)...)
 	}
-	accounts, now, err := s.store.lockAccounts(ctx, tx, keys(lock))
-	if err != nil {
-		return nil, nil, err
-	}
-	// Read after locking: a concurrent transaction that wrote one of these ids on the same
-	// accounts has committed by now (a concurrent one on other accounts ends in a unique
-	// violation, and the batch is retried).
-	known, err := s.store.transfers(ctx, tx, ids)
+	// Transfers are read after locking: a concurrent transaction that wrote one of these ids
+	// on the same accounts has committed by then (a concurrent one on other accounts ends in
+	// a unique violation, and the batch is retried).
+	accounts, now, known, err := s.store.lockAndRead(ctx, tx, keys(lock), ids)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -10,18 +10,37 @@
 //
 // # Applying transfers
 //
-// Every write goes through one engine (apply): in one database transaction it locks every
-// touched account with SELECT ... FOR UPDATE in account id order, reads the transfers whose
-// ids it was given (idempotency) in one query, applies the rules in memory, then writes one
-// UPDATE for all touched accounts (each account once) and one multi-row INSERT of the new
-// transfers. Transfers are processed in order; a refused transfer does not affect its
-// neighbours, except within a linked chain (a run of transfers with linked set, ended by the
-// first one without), which succeeds or fails as a whole.
+// Every write goes through one engine (apply), in one database transaction and three round
+// trips: (1) lock every touched account with SELECT ... FOR UPDATE in account id order, then
+// read the clock and the transfers whose ids the batch names (idempotency, pending
+// transfers), as one multi-statement query whose later statements see everything committed
+// by whoever held the locks before; (2) apply the rules in memory and write, in one
+// statement, one UPDATE of every touched account (each once), the resolution of pending
+// transfers and one multi-row INSERT of the new transfers; (3) commit. Transfers are
+// processed in order; a refused transfer does not affect its neighbours, except within a
+// linked chain (a run of transfers with linked set, ended by the first one without), which
+// succeeds or fails as a whole. The database backs the rules up: totals may not go negative
+// or break an account's limits (CHECK), a transfer id is stored once (primary key) and a
+// pending transfer is resolved once (unique index, conditional UPDATE); a batch that trips
+// over a concurrent writer is retried whole.
 //
-// CreateTransfers requests are group-committed: concurrent requests are queued and a few
-// committer goroutines (started on demand, never more than Options.Workers) each take
-// everything queued, up to Options.MaxBatch transfers, into one transaction. Each request
-// keeps its own chains and gets its own results.
+// CreateTransfers requests are group-committed: concurrent requests are queued and a
+// committer goroutine (started on demand) begins a transaction, takes everything queued up
+// to Options.MaxBatch transfers and applies it; the next batch gathers while it commits.
+// When more than a batch is waiting, up to Options.Workers committers run at once on
+// disjoint accounts: a committer skips requests naming an account that a batch in flight
+// holds, so batches never wait for each other's locks (they would be correct anyway, only
+// slower). Each request keeps its own chains and
+// gets its own results. If a batch fails for any other reason, its requests are applied one
+// by one, so that one request cannot fail its neighbours.
+//
+// Whole-request problems are RPC errors: a CreateTransfers without transfers or with more
+// than 1000 is INVALID_ARGUMENT on "transfers". Everything wrong with one transfer (a
+// malformed field, an unknown or frozen account, a limit) is that transfer's result
+// (TransferResult.error and a message naming the field or account), and the refusal is
+// recorded under its id, so a retry gets the same answer and nothing else changes. Only
+// transfers whose id is malformed or whose text PostgreSQL cannot store (NUL) are refused
+// without being recorded.
 //
 // # In-process API (payments, refunds, settlement)
 //
@@ -42,9 +61,11 @@
 // code's default limits (DefaultLimits) when missing. Post applies transfers with exactly the
 // rules and lock order of CreateTransfers. Callers should post once per transaction, as late
 // as possible (accounts stay locked until the caller commits), and must not lock ledger
-// accounts themselves in another order. Post does no authorisation: the caller is trusted
-// domain code. An error from Post (not a refusal) leaves the transaction unusable: roll back
-// and retry the whole transaction.
+// accounts themselves in another order. The transaction must come from the *sqlx.DB the
+// Service was built on (Post runs a statement prepared on it) and is left with
+// plan_cache_mode = force_custom_plan until it ends. Post does no authorisation: the caller
+// is trusted domain code. An error from Post (not a refusal) leaves the transaction
+// unusable: roll back and retry the whole transaction.
 //
 // # Time, history, settlement
 //

@@ -108,13 +108,41 @@ func TestEngineRollsBackAFailedChain(t *testing.T) {
 	}
 }
 
-func TestBatcherGroupsConcurrentRequestsWithoutSplittingThem(t *testing.T) {
-	var mu sync.Mutex
-	var batches [][]*call
-	b := &batcher{workers: 2, maxBatch: 10, commit: func(calls []*call) {
-		time.Sleep(2 * time.Millisecond) // a database transaction
+func TestBatcherGroupsRequestsAndKeepsConcurrentBatchesApart(t *testing.T) {
+	var (
+		mu       sync.Mutex
+		batches  [][]*call
+		busy     = map[string]bool{} // accounts of the batches being committed
+		overlaps int
+	)
+	b := &batcher{workers: 2, maxBatch: 10, commit: func(take func() []*call) {
+		time.Sleep(time.Millisecond) // the transaction begins
+		calls := take()
+		if calls == nil {
+			return
+		}
+		mine := map[string]bool{}
+		for _, c := range calls {
+			for _, a := range c.accounts {
+				mine[a] = true
+			}
+		}
 		mu.Lock()
 		batches = append(batches, calls)
+		for a := range mine {
+			if busy[a] {
+				overlaps++
+			}
+			busy[a] = true
+		}
+		mu.Unlock()
+		time.Sleep(2 * time.Millisecond) // and commits
+		mu.Lock()
+		for _, c := range calls {
+			for _, a := range c.accounts {
+				delete(busy, a)
+			}
+		}
 		mu.Unlock()
 		for _, c := range calls {
 			c.results = make([]Result, len(c.transfers))
@@ -126,8 +154,13 @@ func TestBatcherGroupsConcurrentRequestsWithoutSplittingThem(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rs, err := b.submit(context.Background(), make([]Transfer, 1+i%4))
-			if err != nil || len(rs) != 1+i%4 {
+			ts := make([]Transfer, 1+i%4)
+			for k := range ts {
+				// Three hot accounts shared by many requests, plus one of their own.
+				ts[k] = Transfer{DebitAccountID: fmt.Sprint("hot", i%3), CreditAccountID: fmt.Sprint("own", i)}
+			}
+			rs, err := b.submit(context.Background(), ts)
+			if err != nil || len(rs) != len(ts) {
 				t.Errorf("request %d: %v, %d results", i, err, len(rs))
 			}
 		}()
@@ -148,9 +181,12 @@ func TestBatcherGroupsConcurrentRequestsWithoutSplittingThem(t *testing.T) {
 	if total != 60 || !grouped {
 		t.Fatalf("%d requests committed in %d batches (grouped: %v)", total, len(batches), grouped)
 	}
+	if overlaps > 0 {
+		t.Fatalf("concurrent batches shared accounts %d times", overlaps)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.running != 0 || len(b.queue) != 0 {
-		t.Fatalf("idle batcher has %d committers and %d queued", b.running, len(b.queue))
+	if b.running != 0 || len(b.queue) != 0 || len(b.inflight) != 0 {
+		t.Fatalf("idle batcher: %d committers, %d queued, %d accounts in flight", b.running, len(b.queue), len(b.inflight))
 	}
 }

@@ -22,7 +22,8 @@ import (
 type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // nil: metrics are kept but not exported
-	// Workers is how many group-commit transactions may run at once (default 2).
+	// Workers is how many group-commit transactions may run at once, on disjoint accounts
+	// (default 2).
 	Workers int
 	// MaxBatch bounds the transfers of one group-commit transaction (default 2000; a request
 	// is never split).
@@ -115,7 +116,8 @@ func (s *Service) Start(ctx context.Context) {
 
 const sweepBatch = 500
 
-// sweep voids up to sweepBatch timed-out pending transfers and returns how many it found.
+// sweep voids up to sweepBatch timed-out pending transfers and returns how many it voided
+// (another replica may have voided some of them first).
 func (s *Service) sweep(ctx context.Context) (int, error) {
 	expired, err := s.store.expiredPending(ctx, sweepBatch)
 	if err != nil || len(expired) == 0 {
@@ -130,7 +132,7 @@ func (s *Service) sweep(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	s.metrics.observe(nil, e)
-	return len(expired), nil
+	return e.expired, nil
 }
 
 // inTx runs fn in a transaction, again when it fails in a way a new attempt can fix
@@ -152,34 +154,48 @@ func (s *Service) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	return err
 }
 
-// commit applies the requests of one group-commit batch in one transaction.
-func (s *Service) commit(calls []*call) {
+// errNoRequests ends a group-commit transaction that found the queue empty.
+var errNoRequests = errors.New("no requests queued")
+
+// commit applies the requests of one group-commit batch in one transaction. It takes the
+// requests only once the transaction has begun, so that the batch gathers meanwhile.
+func (s *Service) commit(take func() []*call) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.BatchTimeout)
 	defer cancel()
-	requests := make([][]Transfer, len(calls))
-	for i, c := range calls {
-		requests[i] = c.transfers
-	}
 	var (
+		calls []*call
 		batch [][]*entry
 		e     *engine
 	)
 	start := time.Now()
 	err := s.inTx(ctx, func(tx *sqlx.Tx) (err error) {
+		if calls == nil { // a retry keeps its requests
+			if calls = take(); calls == nil {
+				return errNoRequests
+			}
+		}
+		requests := make([][]Transfer, len(calls))
+		for i, c := range calls {
+			requests[i] = c.transfers
+		}
 		batch, e, err = s.apply(ctx, tx, requests, nil, applyOptions{})
 		return err
 	})
-	s.metrics.batchSeconds.Observe(time.Since(start).Seconds())
-	if err != nil && len(calls) > 1 {
+	switch {
+	case errors.Is(err, errNoRequests):
+		return
+	case calls == nil: // the transaction did not even begin
+		calls = take()
+	case err != nil && len(calls) > 1:
 		// Whatever went wrong, one request must not fail its neighbours: apply each alone.
 		s.logger.Warn("ledger: batch failed, applying its requests one by one", "requests", len(calls), "error", err)
 		for _, c := range calls {
-			s.commit([]*call{c})
+			s.commit(func() []*call { return []*call{c} })
 		}
 		return
-	}
-	if err == nil {
+	case err == nil:
 		s.metrics.observe(batch, e)
+		s.metrics.batchSeconds.Observe(time.Since(start).Seconds())
 	}
 	for i, c := range calls {
 		if err != nil {
@@ -201,7 +217,7 @@ type AccountSpec struct {
 }
 
 func validateSpec(a AccountSpec) error {
-	if a.MerchantID != "" && !idPattern.MatchString(a.MerchantID) {
+	if a.MerchantID != "" && !validID(a.MerchantID) {
 		return errs.Invalid("merchant_id", "is not a merchant id")
 	}
 	if !a.Code.valid() {
@@ -361,7 +377,7 @@ func (s *Service) Transfer(ctx context.Context, id string) (Transfer, error) {
 	if err != nil {
 		return Transfer{}, err
 	}
-	if !idPattern.MatchString(id) {
+	if !validID(id) {
 		return Transfer{}, errs.Invalid("transfer_id", "must be 1 to 64 of [0-9A-Za-z_.:-]")
 	}
 	t, err := s.store.transfer(ctx, id)

@@ -99,7 +99,7 @@ func (s *Service) settle(ctx context.Context, available Account, month string, e
 		}
 		// Lock first: concurrent runs (other replicas) for this merchant wait here, then see
 		// the settlement recorded by the first.
-		locked, now, err := s.store.lockAccounts(ctx, tx, keys(map[string]bool{available.ID: true, payable.ID: true}))
+		locked, now, _, err := s.store.lockAndRead(ctx, tx, keys(map[string]bool{available.ID: true, payable.ID: true}), nil)
 		if err != nil {
 			return err
 		}

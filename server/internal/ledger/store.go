@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,11 +30,10 @@ type Store struct {
 // NewStore returns a Store on db.
 func NewStore(db *sqlx.DB) *Store { return &Store{db: db, stmts: map[string]*sqlx.Stmt{}} }
 
-// prepared returns query prepared on the pool and bound to tx, for the statements every
-// batch runs: database/sql keeps each prepared once per connection, so the hot path skips
-// parsing and pays one round trip per statement instead of two. tx must belong to the
-// Store's database. (PostgreSQL may switch such statements to a generic plan; the hot
-// statements only look rows up by primary key, which a generic plan does with the index.)
+// prepared returns query prepared on the pool and bound to tx: database/sql prepares it once
+// per connection, so running it costs one round trip instead of two. tx must belong to the
+// Store's database. Run prepared statements only where custom plans are forced (see
+// lockAndRead): a generic plan made while a table was small would keep scanning it whole.
 func (s *Store) prepared(ctx context.Context, tx *sqlx.Tx, query string) (*sqlx.Stmt, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -144,51 +146,102 @@ func (s *Store) setFrozen(ctx context.Context, id string, frozen bool, reason st
 	return a, nil
 }
 
-// lockAccounts locks the accounts of ids (sorted) in id order and returns the existing ones,
-// with the database clock read after the last lock was granted: the batch's timestamp.
-func (s *Store) lockAccounts(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]*Account, time.Time, error) {
-	// The subquery's FOR UPDATE locks rows in ORDER BY order; the outer clock_timestamp() is
-	// evaluated as each locked row comes out, so the last row's value follows every lock.
-	const sel = `SELECT l.*, clock_timestamp() AS locked_at FROM (
-			SELECT ` + accountColumns + ` FROM ledger_accounts WHERE account_id = ANY($1)
-			ORDER BY account_id FOR UPDATE) l`
-	out := make(map[string]*Account, len(ids))
+// lockAndRead is the read half of a batch, in one round trip: it locks the accounts of
+// lockIDs (sorted) in id order, then reads the database clock (the batch's timestamp, taken
+// after every lock was granted) and the transfers of knownIDs. The statements travel as one
+// simple query: PostgreSQL runs them in order, each with its own snapshot, so the transfers
+// are read after the locks are held and include everything committed by transactions that
+// held them. It also switches the transaction to custom plans (see writeBatch).
+//
+// The ids are inlined rather than bound (the simple query protocol has no parameters): every
+// id was checked by validID, and sqlList checks again.
+func (s *Store) lockAndRead(ctx context.Context, tx *sqlx.Tx, lockIDs, knownIDs []string) (map[string]*Account, time.Time, map[string]*record, error) {
+	var q strings.Builder
+	if len(lockIDs) > 0 {
+		list, err := sqlList(lockIDs)
+		if err != nil {
+			return nil, time.Time{}, nil, err
+		}
+		q.WriteString(`SELECT ` + accountColumns + ` FROM ledger_accounts WHERE account_id IN (` + list + `)
+			ORDER BY account_id FOR UPDATE;`)
+	}
+	q.WriteString(`SELECT clock_timestamp(), set_config('plan_cache_mode', 'force_custom_plan', true);`)
+	if len(knownIDs) > 0 {
+		list, err := sqlList(knownIDs)
+		if err != nil {
+			return nil, time.Time{}, nil, err
+		}
+		q.WriteString(`SELECT ` + transferColumns + ` FROM ledger_transfers WHERE transfer_id IN (` + list + `);`)
+	}
+	rows, err := tx.QueryContext(ctx, q.String())
+	if err != nil {
+		return nil, time.Time{}, nil, fmt.Errorf("lock accounts: %w", err)
+	}
+	defer rows.Close()
+	accounts := make(map[string]*Account, len(lockIDs))
+	known := map[string]*record{}
 	var now time.Time
-	if len(ids) > 0 {
-		stmt, err := s.prepared(ctx, tx, sel)
-		if err != nil {
-			return nil, time.Time{}, err
-		}
-		rows, err := stmt.QueryxContext(ctx, pq.Array(ids))
-		if err != nil {
-			return nil, time.Time{}, fmt.Errorf("lock accounts: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var row struct {
-				Account
-				LockedAt time.Time `db:"locked_at"`
+	// Each result set is scanned through its own sqlx.Rows: sqlx caches the column mapping.
+	next := func() *sqlx.Rows { return &sqlx.Rows{Rows: rows, Mapper: tx.Mapper} }
+	if len(lockIDs) > 0 {
+		rs := next()
+		for rs.Next() {
+			var a Account
+			if err := rs.StructScan(&a); err != nil {
+				return nil, time.Time{}, nil, fmt.Errorf("scan account: %w", err)
 			}
-			if err := rows.StructScan(&row); err != nil {
-				return nil, time.Time{}, fmt.Errorf("scan account: %w", err)
-			}
-			a := row.Account
-			out[a.ID] = &a
-			if row.LockedAt.After(now) {
-				now = row.LockedAt
-			}
+			accounts[a.ID] = &a
 		}
-		if err := rows.Err(); err != nil {
-			return nil, time.Time{}, fmt.Errorf("lock accounts: %w", err)
+		if !rows.NextResultSet() {
+			return nil, time.Time{}, nil, fmt.Errorf("lock accounts: %w", errors.Join(rows.Err(), errMissingResult))
 		}
 	}
-	if len(out) == 0 {
-		// Nothing locked, so nothing can move: any database time will do.
-		if err := tx.GetContext(ctx, &now, `SELECT clock_timestamp()`); err != nil {
-			return nil, time.Time{}, fmt.Errorf("read clock: %w", err)
+	var mode string
+	if !rows.Next() {
+		return nil, time.Time{}, nil, fmt.Errorf("read clock: %w", errors.Join(rows.Err(), errMissingResult))
+	}
+	if err := rows.Scan(&now, &mode); err != nil {
+		return nil, time.Time{}, nil, fmt.Errorf("read clock: %w", err)
+	}
+	for rows.Next() { // the driver moves to the next result set only past the end of this one
+	}
+	if len(knownIDs) > 0 {
+		if !rows.NextResultSet() {
+			return nil, time.Time{}, nil, fmt.Errorf("read transfers: %w", errors.Join(rows.Err(), errMissingResult))
+		}
+		rs := next()
+		for rs.Next() {
+			var r transferRow
+			if err := rs.StructScan(&r); err != nil {
+				return nil, time.Time{}, nil, fmt.Errorf("scan transfer: %w", err)
+			}
+			known[r.ID] = &record{Transfer: r.transfer(), fp: r.Fingerprint}
 		}
 	}
-	return out, now.Truncate(time.Microsecond), nil
+	if err := rows.Err(); err != nil {
+		return nil, time.Time{}, nil, fmt.Errorf("lock accounts and read transfers: %w", err)
+	}
+	return accounts, now.Truncate(time.Microsecond), known, nil
+}
+
+var errMissingResult = errors.New("missing result set")
+
+// sqlList renders ids as a list of SQL string literals. Only ids accepted by validID (no
+// quotes, backslashes or spaces) are accepted, so the literals need no escaping.
+func sqlList(ids []string) (string, error) {
+	var b strings.Builder
+	for i, id := range ids {
+		if !validID(id) {
+			return "", fmt.Errorf("refusing to inline id %q", id)
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\'')
+		b.WriteString(id)
+		b.WriteByte('\'')
+	}
+	return b.String(), nil
 }
 
 const transferColumns = `transfer_id, seq, debit_account_id, credit_account_id, amount, currency, code,
@@ -234,19 +287,19 @@ func (r transferRow) transfer() Transfer {
 	return t
 }
 
-// transfers reads the transfers of ids (duplicates allowed) as engine records.
+// transfers reads the transfers of ids (duplicates allowed) as engine records, in one
+// round trip (ids inlined as in lockAndRead).
 func (s *Store) transfers(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]*record, error) {
 	out := map[string]*record{}
 	if len(ids) == 0 {
 		return out, nil
 	}
-	const sel = `SELECT ` + transferColumns + ` FROM ledger_transfers WHERE transfer_id = ANY($1)`
-	stmt, err := s.prepared(ctx, tx, sel)
+	list, err := sqlList(ids)
 	if err != nil {
 		return nil, err
 	}
 	var rows []transferRow
-	if err := stmt.SelectContext(ctx, &rows, pq.Array(ids)); err != nil {
+	if err := tx.SelectContext(ctx, &rows, `SELECT `+transferColumns+` FROM ledger_transfers WHERE transfer_id IN (`+list+`)`); err != nil {
 		return nil, fmt.Errorf("select transfers by id: %w", err)
 	}
 	for _, r := range rows {
@@ -267,7 +320,9 @@ func (s *Store) transfer(ctx context.Context, id string) (Transfer, error) {
 	return r.transfer(), nil
 }
 
-// writeBatch writes a batch in one statement: the new running totals of
+// writeBatch writes a batch in one statement (every transfer of a batch is created at now),
+// prepared (one round trip; lockAndRead switched
+// the transaction to custom plans, so each run is planned for its own arrays): the new running totals of
 // the changed accounts (each account once), the resolution of loaded pending transfers
 // (conditional: one that is no longer PENDING means a concurrent resolution, and the batch
 // fails) and the new transfers, inserted in order with one multi-row INSERT.
@@ -292,12 +347,12 @@ func (s *Store) writeBatch(ctx context.Context, tx *sqlx.Tx, accounts []*Account
 				timeout_seconds, expires_at, status, error, error_message, fingerprint, created_at, resolved_at)
 			SELECT v.id, v.dr, v.cr, v.amount, v.currency, v.code, v.reference, v.metadata::jsonb,
 				v.pending, v.post, v.void, NULLIF(v.pending_id, ''), v.timeout, NULLIF(v.expires_at, '')::timestamptz,
-				v.status, v.error, v.message, v.fp, v.created_at::timestamptz, NULLIF(v.resolved_at, '')::timestamptz
+				v.status, v.error, v.message, v.fp, $1, NULLIF(v.resolved_at, '')::timestamptz
 			FROM unnest($9::text[], $10::text[], $11::text[], $12::bigint[], $13::text[], $14::text[], $15::text[],
 				$16::text[], $17::boolean[], $18::boolean[], $19::boolean[], $20::text[], $21::integer[], $22::text[],
-				$23::text[], $24::text[], $25::text[], $26::bytea[], $27::text[], $28::text[])
+				$23::text[], $24::text[], $25::text[], $26::bytea[], $27::text[])
 				WITH ORDINALITY AS v(id, dr, cr, amount, currency, code, reference, metadata, pending, post, void,
-					pending_id, timeout, expires_at, status, error, message, fp, created_at, resolved_at, ord)
+					pending_id, timeout, expires_at, status, error, message, fp, resolved_at, ord)
 			ORDER BY v.ord
 			RETURNING 1
 		)
@@ -317,7 +372,7 @@ func (s *Store) writeBatch(ctx context.Context, tx *sqlx.Tx, accounts []*Account
 		amount, timeout                                 = make([]int64, n), make([]int64, n)
 		pending, post, void                             = make([]bool, n), make([]bool, n), make([]bool, n)
 		pendingID, expires, status, refusal, message    = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		created, resolved                               = make([]string, n), make([]string, n)
+		resolved                                        = make([]string, n)
 		fp                                              = make([][]byte, n)
 	)
 	for i, r := range inserts {
@@ -332,7 +387,7 @@ func (s *Store) writeBatch(ctx context.Context, tx *sqlx.Tx, accounts []*Account
 		}
 		pending[i], post[i], void[i], pendingID[i], timeout[i] = r.Pending, r.PostPending, r.VoidPending, r.PendingTransferID, int64(r.TimeoutSeconds)
 		status[i], refusal[i], message[i], fp[i] = string(r.Status), string(r.Refusal), r.Message, r.fp
-		expires[i], created[i], resolved[i] = pgTime(r.ExpiresAt), pgTime(r.CreatedAt), pgTime(r.ResolvedAt)
+		expires[i], resolved[i] = pgTime(r.ExpiresAt), pgTime(r.ResolvedAt)
 	}
 	stmt, err := s.prepared(ctx, tx, write)
 	if err != nil {
@@ -345,7 +400,7 @@ func (s *Store) writeBatch(ctx context.Context, tx *sqlx.Tx, accounts []*Account
 		pq.Array(id), pq.Array(dr), pq.Array(cr), pq.Array(amount), pq.Array(currency),
 		pq.Array(code), pq.Array(reference), pq.Array(metadata), pq.Array(pending), pq.Array(post), pq.Array(void),
 		pq.Array(pendingID), pq.Array(timeout), pq.Array(expires), pq.Array(status), pq.Array(refusal),
-		pq.Array(message), pq.Array(fp), pq.Array(created), pq.Array(resolved)).Scan(&gotAccounts, &gotResolved, &gotInserted)
+		pq.Array(message), pq.Array(fp), pq.Array(resolved)).Scan(&gotAccounts, &gotResolved, &gotInserted)
 	if err != nil {
 		return fmt.Errorf("write ledger batch: %w", err)
 	}
@@ -423,9 +478,9 @@ func (s *Store) postedBetween(ctx context.Context, q sqlx.QueryerContext, accoun
 	return rows, nil
 }
 
-// violation is one broken invariant found by checkInvariants.
+// invariantReport is what checkInvariants found.
 type invariantReport struct {
-	DebitsPosted  int64
+	DebitsPosted  int64 // sum over all accounts, clamped to int64
 	CreditsPosted int64
 	Accounts      int
 	Violations    []string
@@ -450,8 +505,7 @@ func (s *Store) checkInvariants(ctx context.Context) (invariantReport, error) {
 		if dpe != cpe {
 			rep.Violations = append(rep.Violations, fmt.Sprintf("pending debits %s differ from pending credits %s", dpe, cpe))
 		}
-		fmt.Sscan(dp, &rep.DebitsPosted)
-		fmt.Sscan(cp, &rep.CreditsPosted)
+		rep.DebitsPosted, rep.CreditsPosted = saturate(dp), saturate(cp)
 
 		const perAccount = `WITH d AS (
 				SELECT debit_account_id AS id,
@@ -506,6 +560,18 @@ func (s *Store) checkInvariants(ctx context.Context) (invariantReport, error) {
 		return nil
 	})
 	return rep, err
+}
+
+// saturate parses a numeric sum, clamped to int64 (the sum of all accounts may exceed it).
+func saturate(n string) int64 {
+	v, err := strconv.ParseInt(n, 10, 64)
+	if err != nil && strings.HasPrefix(n, "-") {
+		return math.MinInt64
+	}
+	if err != nil {
+		return math.MaxInt64
+	}
+	return v
 }
 
 // inReadOnlySnapshot runs fn in a REPEATABLE READ READ ONLY transaction: one snapshot for

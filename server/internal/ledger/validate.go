@@ -3,7 +3,6 @@ package ledger
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"regexp"
 	"slices"
 	"strings"
 	"unicode"
@@ -26,13 +25,28 @@ const (
 	settlementPrefix = "settle:"
 )
 
-var (
-	idPattern       = regexp.MustCompile(`^[0-9A-Za-z_.:-]{1,64}$`)
-	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
-)
+// validID reports whether s is 1 to 64 of [0-9A-Za-z_.:-], the shape of every id the
+// ledger stores (transfer ids are the caller's; account ids are "acc_..."). It runs several
+// times per transfer, so it is a loop rather than a regular expression.
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || c == '_' || c == '.' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func validCurrencyCode(s string) bool {
+	return len(s) == 3 && 'A' <= s[0] && s[0] <= 'Z' && 'A' <= s[1] && s[1] <= 'Z' && 'A' <= s[2] && s[2] <= 'Z'
+}
 
 func validCurrency(field, s string) error {
-	if !currencyPattern.MatchString(s) {
+	if !validCurrencyCode(s) {
 		return errs.Invalid(field, "must be an ISO 4217 code like CNY")
 	}
 	return nil
@@ -42,7 +56,7 @@ func validAccountID(field, s string) error {
 	if s == "" {
 		return errs.Invalid(field, "is required")
 	}
-	if !idPattern.MatchString(s) {
+	if !validID(s) {
 		return errs.Invalid(field, "is not an account id")
 	}
 	return nil
@@ -51,7 +65,7 @@ func validAccountID(field, s string) error {
 // storable reports whether PostgreSQL can store every string of t (text cannot hold NUL).
 // A transfer that is not storable or has a malformed id is refused without being recorded.
 func storable(t Transfer) error {
-	if !idPattern.MatchString(t.ID) {
+	if !validID(t.ID) {
 		return errs.Invalid("transfer_id", "must be 1 to 64 of [0-9A-Za-z_.:-]")
 	}
 	fields := []struct{ name, value string }{
@@ -86,19 +100,19 @@ func validateTransfer(t Transfer) error {
 		switch {
 		case t.PendingTransferID == "":
 			return errs.Invalid("pending_transfer_id", "is required to post or void a pending transfer")
-		case !idPattern.MatchString(t.PendingTransferID):
+		case !validID(t.PendingTransferID):
 			return errs.Invalid("pending_transfer_id", "must be 1 to 64 of [0-9A-Za-z_.:-]")
 		case t.PendingTransferID == t.ID:
 			return errs.Invalid("pending_transfer_id", "must name another transfer")
 		case t.Amount < 0:
 			return errs.Invalid("amount", "must not be negative")
-		case t.DebitAccountID != "" && !idPattern.MatchString(t.DebitAccountID):
+		case t.DebitAccountID != "" && !validID(t.DebitAccountID):
 			return errs.Invalid("debit_account_id", "is not an account id")
-		case t.CreditAccountID != "" && !idPattern.MatchString(t.CreditAccountID):
+		case t.CreditAccountID != "" && !validID(t.CreditAccountID):
 			return errs.Invalid("credit_account_id", "is not an account id")
 		case t.DebitAccountID != "" && t.DebitAccountID == t.CreditAccountID:
 			return errs.Invalid("credit_account_id", "must differ from debit_account_id")
-		case t.Currency != "" && !currencyPattern.MatchString(t.Currency):
+		case t.Currency != "" && !validCurrencyCode(t.Currency):
 			return errs.Invalid("currency", "must be an ISO 4217 code like CNY")
 		case t.Code != "" && !t.Code.valid():
 			return errs.Invalid("code", "must be one of PAYMENT, REFUND, FEE, RECHARGE, SETTLEMENT, ADJUSTMENT, REVERSAL")
