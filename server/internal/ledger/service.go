@@ -270,6 +270,11 @@ func (s *Service) EnsureAccount(ctx context.Context, tx *sqlx.Tx, merchantID str
 	if err := validateSpec(spec); err != nil {
 		return Account{}, err
 	}
+	// Almost always the account exists: read it first, because an INSERT ... ON CONFLICT
+	// would wait for whichever transaction is updating the account row.
+	if a, err := s.store.accountByOwner(ctx, tx, merchantID, code, currency); err == nil || !errors.Is(err, errs.ErrNotFound) {
+		return a, err
+	}
 	a, _, err := s.store.insertAccount(ctx, tx, Account{
 		ID: ids.New("acc"), MerchantID: merchantID, Code: code, Currency: currency,
 		DebitsMustNotExceedCredits: spec.Limits.DebitsMustNotExceedCredits,

@@ -80,6 +80,20 @@ func (s *Store) insertAccount(ctx context.Context, q sqlx.ExtContext, a Account)
 	return out, false, nil
 }
 
+// accountByOwner returns the account of (merchant, code, currency), or errs.ErrNotFound.
+func (s *Store) accountByOwner(ctx context.Context, q sqlx.QueryerContext, merchantID string, code AccountCode, currency string) (Account, error) {
+	const sel = `SELECT ` + accountColumns + ` FROM ledger_accounts
+		WHERE merchant_id IS NOT DISTINCT FROM NULLIF($1, '') AND code = $2 AND currency = $3`
+	var a Account
+	if err := sqlx.GetContext(ctx, q, &a, sel, merchantID, code, currency); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Account{}, errs.NotFound("account of %s %s %s", merchantID, code, currency)
+		}
+		return Account{}, fmt.Errorf("select account by owner: %w", err)
+	}
+	return a, nil
+}
+
 func (s *Store) account(ctx context.Context, q sqlx.QueryerContext, id string) (Account, error) {
 	const sel = `SELECT ` + accountColumns + ` FROM ledger_accounts WHERE account_id = $1`
 	var a Account

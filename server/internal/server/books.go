@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/jmoiron/sqlx"
 
@@ -20,7 +21,62 @@ import (
 //	refund succeeded    the hold is posted;  refund failed: the hold is voided
 //
 // Accounts are per merchant, so no transaction ever touches two merchants' books.
-type books struct{ ledger *ledger.Service }
+type books struct {
+	ledger *ledger.Service
+	ids    *accountIDs
+}
+
+func newBooks(l *ledger.Service) books { return books{ledger: l, ids: &accountIDs{}} }
+
+type accountKey struct {
+	merchantID string
+	code       ledger.AccountCode
+	currency   string
+}
+
+// accountIDs remembers account ids, which never change, so a payment does not look its two
+// accounts up every time. An id cached from a transaction that then rolled back (the account's
+// very first use, racing) makes the next posting refuse with ACCOUNT_NOT_FOUND; the cache is
+// then dropped and that transaction retried by its caller, so the mistake heals itself.
+type accountIDs struct {
+	mu sync.Mutex
+	m  map[accountKey]string
+}
+
+func (c *accountIDs) get(k accountKey) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id, ok := c.m[k]
+	return id, ok
+}
+
+func (c *accountIDs) put(k accountKey, id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) > 100000 {
+		c.m = map[accountKey]string{}
+	}
+	c.m[k] = id
+}
+
+func (c *accountIDs) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m = nil
+}
+
+func (b books) accountID(ctx context.Context, tx *sqlx.Tx, merchantID string, code ledger.AccountCode, currency string) (string, error) {
+	k := accountKey{merchantID, code, currency}
+	if id, ok := b.ids.get(k); ok {
+		return id, nil
+	}
+	a, err := b.ledger.EnsureAccount(ctx, tx, merchantID, code, currency)
+	if err != nil {
+		return "", err
+	}
+	b.ids.put(k, a.ID)
+	return a.ID, nil
+}
 
 var clearingCode = map[merchant.Channel]ledger.AccountCode{
 	merchant.ChannelAlipay:    ledger.ChannelClearingAlipay,
@@ -28,11 +84,11 @@ var clearingCode = map[merchant.Channel]ledger.AccountCode{
 	merchant.ChannelCollector: ledger.ChannelClearingCollector,
 }
 
-func (b books) accounts(ctx context.Context, tx *sqlx.Tx, p payment.Payment) (clearing, available ledger.Account, err error) {
-	if clearing, err = b.ledger.EnsureAccount(ctx, tx, p.MerchantID, clearingCode[p.Channel], p.Currency); err != nil {
+func (b books) accounts(ctx context.Context, tx *sqlx.Tx, p payment.Payment) (clearing, available string, err error) {
+	if clearing, err = b.accountID(ctx, tx, p.MerchantID, clearingCode[p.Channel], p.Currency); err != nil {
 		return
 	}
-	available, err = b.ledger.EnsureAccount(ctx, tx, p.MerchantID, ledger.MerchantAvailable, p.Currency)
+	available, err = b.accountID(ctx, tx, p.MerchantID, ledger.MerchantAvailable, p.Currency)
 	return
 }
 
@@ -43,8 +99,13 @@ func (b books) post(ctx context.Context, tx *sqlx.Tx, t ledger.Transfer) error {
 	}
 	if err := ledger.FirstRefusal(results); err != nil {
 		var refusal *ledger.RefusalError
-		if errors.As(err, &refusal) && refusal.Result.Refusal == ledger.RefusedExceedsCredits {
-			return errs.FailedPrecondition("the merchant's available balance is too low for this refund")
+		if errors.As(err, &refusal) {
+			switch refusal.Result.Refusal {
+			case ledger.RefusedExceedsCredits:
+				return errs.FailedPrecondition("the merchant's available balance is too low for this refund")
+			case ledger.RefusedAccountNotFound:
+				b.ids.reset()
+			}
 		}
 		return err
 	}
@@ -57,7 +118,7 @@ func (b books) BookPayment(ctx context.Context, tx *sqlx.Tx, p payment.Payment) 
 		return err
 	}
 	return b.post(ctx, tx, ledger.Transfer{
-		ID: "pay:" + p.TradeNo, DebitAccountID: clearing.ID, CreditAccountID: available.ID,
+		ID: "pay:" + p.TradeNo, DebitAccountID: clearing, CreditAccountID: available,
 		Amount: p.Amount, Currency: p.Currency, Code: ledger.CodePayment, Reference: p.TradeNo,
 		Metadata: map[string]string{"channel": string(p.Channel), "merchant_order_no": p.MerchantOrderNo,
 			"channel_transaction_id": p.TransactionID, "client_ip": p.ClientIP},
@@ -70,7 +131,7 @@ func (b books) HoldRefund(ctx context.Context, tx *sqlx.Tx, r refund.Refund, p p
 		return err
 	}
 	return b.post(ctx, tx, ledger.Transfer{
-		ID: "refund:" + r.RefundNo, DebitAccountID: available.ID, CreditAccountID: clearing.ID,
+		ID: "refund:" + r.RefundNo, DebitAccountID: available, CreditAccountID: clearing,
 		Amount: r.Amount, Currency: r.Currency, Code: ledger.CodeRefund, Reference: r.RefundNo, Pending: true,
 		Metadata: map[string]string{"trade_no": p.TradeNo, "merchant_refund_no": r.MerchantRefundNo},
 	})

@@ -137,14 +137,15 @@ func New(cfg Config) (*Server, error) {
 
 	ledgers := ledger.NewService(cfg.DB, ledger.Options{Logger: cfg.Logger, Registerer: cfg.Registry})
 	webhooks := webhook.New(cfg.DB, merchants, webhook.Options{Logger: cfg.Logger, Registerer: cfg.Registry, Schedule: cfg.WebhookSchedule})
+	bookkeeping := newBooks(ledgers)
 	payments := payment.NewService(payment.Config{
-		DB: cfg.DB, Merchants: merchants, Channels: cfg.Channels, Books: books{ledgers}, PublicURL: cfg.PublicURL,
+		DB: cfg.DB, Merchants: merchants, Channels: cfg.Channels, Books: bookkeeping, PublicURL: cfg.PublicURL,
 		Logger: cfg.Logger, Metrics: payment.NewMetrics(cfg.Registry), FirstCheck: cfg.FirstCheck, Now: cfg.Now,
 	})
 	evs := events{outbox: webhooks, payments: payments}
 	payments.Events = evs.paymentEvents()
 	refunds := refund.NewService(refund.Config{
-		DB: cfg.DB, Payments: payments, Merchants: merchants, Channels: cfg.Channels, Books: books{ledgers},
+		DB: cfg.DB, Payments: payments, Merchants: merchants, Channels: cfg.Channels, Books: bookkeeping,
 		Events: evs.refundEvents(), Logger: cfg.Logger, Registry: cfg.Registry,
 	})
 	s.Merchants, s.Payments, s.Refunds, s.Ledger, s.Webhooks = merchants, payments, refunds, ledgers, webhooks
