@@ -262,6 +262,12 @@ func (s *Service) CreateAccount(ctx context.Context, spec AccountSpec) (Account,
 	return a, nil
 }
 
+// FindAccount returns the account of (merchant, code, currency) as tx sees it, or
+// errs.ErrNotFound. No authorisation: in-process callers only.
+func (s *Service) FindAccount(ctx context.Context, tx *sqlx.Tx, merchantID string, code AccountCode, currency string) (Account, error) {
+	return s.store.accountByOwner(ctx, tx, merchantID, code, currency)
+}
+
 // EnsureAccount returns the account of (merchantID, code, currency) in the caller's
 // transaction, opening it with DefaultLimits(code) when missing. An existing account is
 // returned whatever its limits. It is part of the in-process API.

@@ -50,6 +50,8 @@ func (s *Service) NotifyHandler(refunds func(r *http.Request, appID string, ch m
 			}
 			if err != nil {
 				s.Metrics.Callback(label, "error")
+				s.Logger.ErrorContext(r.Context(), "apply channel notification; the channel will resend it",
+					"channel", ch, "trade_no", n.Trade.TradeNo, "error", err)
 				adapter.AckNotification(w, err)
 				return
 			}

@@ -34,10 +34,10 @@ type accountKey struct {
 	currency   string
 }
 
-// accountIDs remembers account ids, which never change, so a payment does not look its two
-// accounts up every time. An id cached from a transaction that then rolled back (the account's
-// very first use, racing) makes the next posting refuse with ACCOUNT_NOT_FOUND; the cache is
-// then dropped and that transaction retried by its caller, so the mistake heals itself.
+// accountIDs remembers the ids of committed accounts (ids never change and accounts are never
+// deleted), so a payment does not look its two accounts up every time. Should an id ever be
+// wrong, the posting refuses with ACCOUNT_NOT_FOUND, the cache is dropped and the caller's
+// transaction rolls back to be retried.
 type accountIDs struct {
 	mu sync.Mutex
 	m  map[accountKey]string
@@ -70,12 +70,19 @@ func (b books) accountID(ctx context.Context, tx *sqlx.Tx, merchantID string, co
 	if id, ok := b.ids.get(k); ok {
 		return id, nil
 	}
-	a, err := b.ledger.EnsureAccount(ctx, tx, merchantID, code, currency)
-	if err != nil {
+	a, err := b.ledger.FindAccount(ctx, tx, merchantID, code, currency)
+	if err == nil {
+		// Found before this transaction created it, so it is committed: safe to share.
+		b.ids.put(k, a.ID)
+		return a.ID, nil
+	}
+	if !errors.Is(err, errs.ErrNotFound) {
 		return "", err
 	}
-	b.ids.put(k, a.ID)
-	return a.ID, nil
+	// Created here: other transactions cannot see it until this one commits, so it is not
+	// cached yet (the next lookup finds it committed).
+	a, err = b.ledger.EnsureAccount(ctx, tx, merchantID, code, currency)
+	return a.ID, err
 }
 
 var clearingCode = map[merchant.Channel]ledger.AccountCode{
