@@ -23,7 +23,7 @@ type call struct {
 // end when nothing is left for them, so the batcher owns no goroutine while idle and needs no
 // Close: a queued request always has a committer coming for it.
 //
-// When a full batch is waiting, more committers start, up to workers, and they do not fight
+// When a worthwhile batch is waiting, more committers start, up to workers, and they do not fight
 // over locks: a committer takes only requests whose accounts no other batch in flight holds,
 // so concurrent batches touch disjoint accounts and commit in parallel, and a request on a
 // busy account waits in the queue for the next batch. That is only scheduling: the accounts
@@ -50,9 +50,9 @@ func (b *batcher) submit(ctx context.Context, transfers []Transfer) ([]Result, e
 	b.mu.Lock()
 	b.queue = append(b.queue, c)
 	b.queued += len(transfers)
-	// Another committer helps only when a full batch waits (below that, one committer with
-	// bigger batches costs less per transfer) and only with requests it can take now.
-	if b.running == 0 || (b.running < b.workers && b.queued >= b.maxBatch && b.free(c)) {
+	// Another committer helps once a worthwhile batch waits (so requests need not wait out
+	// the running batch's durable commit) and only with requests it can take now.
+	if b.running == 0 || (b.running < b.workers && b.queued >= parallelBatch && b.free(c)) {
 		b.running++
 		go b.work()
 	}
@@ -76,6 +76,11 @@ func accountsOf(transfers []Transfer) []string {
 	}
 	return out
 }
+
+// parallelBatch is how many queued transfers justify another committer: enough that its
+// transaction is worth its round trips, few enough that a committer starts while the first is
+// still waiting for its commit to be durable.
+const parallelBatch = 16
 
 // free reports whether no batch in flight names any of c's accounts.
 func (b *batcher) free(c *call) bool {
