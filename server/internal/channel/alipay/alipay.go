@@ -58,7 +58,7 @@ var ErrCancelRefunded = errors.New("alipay cancel refunded a payment made while 
 type Channel struct {
 	httpClient *http.Client
 	timeout    time.Duration
-	clients    clientCache
+	clients    channel.ClientCache[*alipaysdk.Client]
 }
 
 var _ channel.Channel = (*Channel)(nil)

@@ -2,18 +2,16 @@ package alipay
 
 import (
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 
 	alipaysdk "github.com/smartwalle/alipay/v3"
 
+	"github.com/paycenter/paycenter/server/internal/channel"
 	"github.com/paycenter/paycenter/server/internal/merchant"
 )
 
@@ -24,71 +22,6 @@ const ProductionGateway = "https://openapi.alipay.com/gateway.do"
 
 const productionHost = "openapi.alipay.com"
 
-// maxClients bounds the client cache: one entry per app, replaced when its configuration
-// changes, so it only needs a bound against pathological numbers of apps.
-const maxClients = 4096
-
-// clientCache keeps one SDK client per app so that a request does not parse RSA keys.
-// An entry is reused only while the app's configuration is unchanged: its fingerprint
-// covers UpdatedAt and every setting (secrets included, as a SHA-256 digest that never
-// leaves memory), so a rotated key is picked up even if UpdatedAt did not move.
-type clientCache struct {
-	mu      sync.Mutex
-	entries map[string]cacheEntry
-}
-
-type cacheEntry struct {
-	fingerprint [sha256.Size]byte
-	client      *alipaysdk.Client
-}
-
-func (c *clientCache) get(key string, fp [sha256.Size]byte) *alipaysdk.Client {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.entries[key]; ok && e.fingerprint == fp {
-		return e.client
-	}
-	return nil
-}
-
-func (c *clientCache) put(key string, fp [sha256.Size]byte, client *alipaysdk.Client) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.entries == nil {
-		c.entries = map[string]cacheEntry{}
-	}
-	if _, ok := c.entries[key]; !ok && len(c.entries) >= maxClients {
-		for k := range c.entries { // evict an arbitrary entry: it is rebuilt on its next use
-			delete(c.entries, k)
-			break
-		}
-	}
-	c.entries[key] = cacheEntry{fingerprint: fp, client: client}
-}
-
-func (c *clientCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.entries)
-}
-
-// fingerprint identifies one version of an app's Alipay configuration.
-func fingerprint(cfg merchant.ChannelConfig) [sha256.Size]byte {
-	h := sha256.New()
-	var n [8]byte
-	binary.BigEndian.PutUint64(n[:], uint64(cfg.UpdatedAt.UnixNano()))
-	h.Write(n[:])
-	s := cfg.Alipay
-	for _, f := range []string{s.AlipayAppID, s.GatewayURL, s.AlipayPublicKeyPEM, s.AppPrivateKeyPEM} {
-		binary.BigEndian.PutUint64(n[:], uint64(len(f)))
-		h.Write(n[:])
-		h.Write([]byte(f))
-	}
-	var out [sha256.Size]byte
-	copy(out[:], h.Sum(nil))
-	return out
-}
-
 // client returns the SDK client for cfg, building and caching it on first use.
 func (c *Channel) client(cfg merchant.ChannelConfig) (*alipaysdk.Client, error) {
 	s := cfg.Alipay
@@ -96,15 +29,15 @@ func (c *Channel) client(cfg merchant.ChannelConfig) (*alipaysdk.Client, error) 
 		return nil, fmt.Errorf("alipay: app %s has no Alipay configuration", cfg.AppID)
 	}
 	key := cfg.AppID + "\x00" + s.AlipayAppID
-	fp := fingerprint(cfg)
-	if cl := c.clients.get(key, fp); cl != nil {
+	fp := channel.Fingerprint(cfg.UpdatedAt, s.AlipayAppID, s.GatewayURL, s.AlipayPublicKeyPEM, s.AppPrivateKeyPEM)
+	if cl, ok := c.clients.Get(key, fp); ok {
 		return cl, nil
 	}
 	cl, err := c.newClient(*s)
 	if err != nil {
 		return nil, fmt.Errorf("alipay: app %s: %w", cfg.AppID, err)
 	}
-	c.clients.put(key, fp, cl)
+	c.clients.Put(key, fp, cl)
 	return cl, nil
 }
 

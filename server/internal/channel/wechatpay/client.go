@@ -3,22 +3,20 @@ package wechatpay
 import (
 	"context"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/auth/verifiers"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/notify"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/option"
 
+	"github.com/paycenter/paycenter/server/internal/channel"
 	"github.com/paycenter/paycenter/server/internal/merchant"
 )
 
@@ -29,78 +27,12 @@ const ProductionBaseURL = "https://api.mch.weixin.qq.com"
 
 const productionHost = "api.mch.weixin.qq.com"
 
-// maxClients bounds the client cache (one entry per app, replaced when its configuration
-// changes).
-const maxClients = 4096
-
 // client is everything built from one version of an app's configuration.
 type client struct {
 	api    *core.Client
 	notify *notify.Handler
 	mchID  string
 	appID  string
-}
-
-// clientCache keeps one client per app so that a request does not parse RSA keys. An entry
-// is reused only while the configuration is unchanged: the fingerprint covers UpdatedAt and
-// every setting (secrets as part of a SHA-256 digest that never leaves memory).
-type clientCache struct {
-	mu      sync.Mutex
-	entries map[string]cacheEntry
-}
-
-type cacheEntry struct {
-	fingerprint [sha256.Size]byte
-	client      *client
-}
-
-func (c *clientCache) get(key string, fp [sha256.Size]byte) *client {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.entries[key]; ok && e.fingerprint == fp {
-		return e.client
-	}
-	return nil
-}
-
-func (c *clientCache) put(key string, fp [sha256.Size]byte, cl *client) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.entries == nil {
-		c.entries = map[string]cacheEntry{}
-	}
-	if _, ok := c.entries[key]; !ok && len(c.entries) >= maxClients {
-		for k := range c.entries { // evict an arbitrary entry: it is rebuilt on its next use
-			delete(c.entries, k)
-			break
-		}
-	}
-	c.entries[key] = cacheEntry{fingerprint: fp, client: cl}
-}
-
-func (c *clientCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.entries)
-}
-
-func fingerprint(cfg merchant.ChannelConfig) [sha256.Size]byte {
-	h := sha256.New()
-	var n [8]byte
-	binary.BigEndian.PutUint64(n[:], uint64(cfg.UpdatedAt.UnixNano()))
-	h.Write(n[:])
-	s := cfg.WechatPay
-	for _, f := range []string{
-		s.MchID, s.WechatAppID, s.MerchantCertificateSerial, s.PlatformPublicKeyPEM, s.PlatformPublicKeyID,
-		s.APIBaseURL, s.MerchantPrivateKeyPEM, s.APIv3Key,
-	} {
-		binary.BigEndian.PutUint64(n[:], uint64(len(f)))
-		h.Write(n[:])
-		h.Write([]byte(f))
-	}
-	var out [sha256.Size]byte
-	copy(out[:], h.Sum(nil))
-	return out
 }
 
 // client returns the client for cfg, building and caching it on first use.
@@ -110,15 +42,15 @@ func (c *Channel) client(cfg merchant.ChannelConfig) (*client, error) {
 		return nil, fmt.Errorf("wechatpay: app %s has no WeChat Pay configuration", cfg.AppID)
 	}
 	key := cfg.AppID + "\x00" + s.MchID
-	fp := fingerprint(cfg)
-	if cl := c.clients.get(key, fp); cl != nil {
+	fp := channel.Fingerprint(cfg.UpdatedAt, s.MchID, s.WechatAppID, s.MerchantCertificateSerial, s.PlatformPublicKeyPEM, s.PlatformPublicKeyID, s.APIBaseURL, s.MerchantPrivateKeyPEM, s.APIv3Key)
+	if cl, ok := c.clients.Get(key, fp); ok {
 		return cl, nil
 	}
 	cl, err := c.newClient(*s)
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay: app %s: %w", cfg.AppID, err)
 	}
-	c.clients.put(key, fp, cl)
+	c.clients.Put(key, fp, cl)
 	return cl, nil
 }
 

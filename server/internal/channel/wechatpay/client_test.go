@@ -96,7 +96,7 @@ func TestClientCacheFollowsConfiguration(t *testing.T) {
 	if third, _ := c.client(cfg); third != second {
 		t.Fatal("client not cached after a change")
 	}
-	if c.clients.len() != 1 {
-		t.Fatalf("one app, %d cache entries", c.clients.len())
+	if c.clients.Len() != 1 {
+		t.Fatalf("one app, %d cache entries", c.clients.Len())
 	}
 }

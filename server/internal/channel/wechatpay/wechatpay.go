@@ -44,7 +44,7 @@ const (
 type Channel struct {
 	httpClient *http.Client
 	timeout    time.Duration
-	clients    clientCache
+	clients    channel.ClientCache[*client]
 }
 
 var _ channel.Channel = (*Channel)(nil)
