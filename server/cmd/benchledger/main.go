@@ -14,29 +14,20 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"math"
 	mrand "math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"runtime/pprof"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -47,6 +38,7 @@ import (
 	paycenterv1 "github.com/paycenter/paycenter/gen/go/paycenter/v1"
 	"github.com/paycenter/paycenter/migrations"
 	"github.com/paycenter/paycenter/server/internal/metrics"
+	"github.com/paycenter/paycenter/server/internal/pgbench"
 	"github.com/paycenter/paycenter/server/internal/pgdb"
 	"github.com/paycenter/paycenter/server/internal/secret"
 	"github.com/paycenter/paycenter/server/internal/server"
@@ -98,7 +90,7 @@ type result struct {
 
 func run(ctx context.Context, c config) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	binDir, err := pgBinDir(c.pgBin)
+	binDir, err := pgbench.BinDir(c.pgBin)
 	if err != nil {
 		return err
 	}
@@ -239,111 +231,14 @@ func printResult(r, baseline result) {
 
 // --- baseline ---------------------------------------------------------------------------
 
-// pgbenchScript is one transfer by hand: two balance updates (in id order, so clients do not
-// deadlock) and two entry inserts, in one transaction.
-const pgbenchScript = `\set a random(1, :naccounts)
-\set d random(1, :naccounts - 1)
-\set b 1 + (:a + :d - 1) % :naccounts
-\set lo least(:a, :b)
-\set hi greatest(:a, :b)
-\set amount random(1, 10000)
-\set neg -:amount
-\set dlo CASE WHEN :a < :b THEN -:amount ELSE :amount END
-\set dhi -:dlo
-BEGIN;
-UPDATE benchledger_accounts SET balance = balance + :dlo WHERE id = :lo;
-UPDATE benchledger_accounts SET balance = balance + :dhi WHERE id = :hi;
-INSERT INTO benchledger_entries (account_id, amount) VALUES (:a, :neg);
-INSERT INTO benchledger_entries (account_id, amount) VALUES (:b, :amount);
-END;
-`
-
 func runPgbench(ctx context.Context, c config, db *sqlx.DB, binDir, url string) (result, error) {
-	setup := []string{
-		`DROP TABLE IF EXISTS benchledger_entries, benchledger_accounts`,
-		`CREATE TABLE benchledger_accounts (id integer PRIMARY KEY, balance bigint NOT NULL)`,
-		fmt.Sprintf(`INSERT INTO benchledger_accounts (id, balance) SELECT i, 0 FROM generate_series(1, %d) i`, c.accounts),
-		`CREATE TABLE benchledger_entries (id bigserial PRIMARY KEY, account_id integer NOT NULL, amount bigint NOT NULL,
-			created_at timestamptz NOT NULL DEFAULT now())`,
-		`CREATE INDEX ON benchledger_entries (account_id, created_at)`,
-		`CHECKPOINT`,
-	}
-	for _, q := range setup {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			return result{}, fmt.Errorf("%s: %w", strings.Fields(q)[0], err)
-		}
-	}
-	dir, err := os.MkdirTemp("", "benchledger-pgbench-")
+	r, err := pgbench.Run(ctx, db, pgbench.Options{BinDir: binDir, URL: url, Clients: c.pgbenchClients,
+		Accounts: c.accounts, Duration: c.duration})
 	if err != nil {
 		return result{}, err
 	}
-	defer os.RemoveAll(dir)
-	if err := os.Chmod(dir, 0o777); err != nil { // pgbench may run as postgres and writes its logs here
-		return result{}, err
-	}
-	script := filepath.Join(dir, "transfer.sql")
-	if err := os.WriteFile(script, []byte(pgbenchScript), 0o644); err != nil {
-		return result{}, err
-	}
-	args := []string{"-n", "-M", "prepared", "-c", strconv.Itoa(c.pgbenchClients), "-j", strconv.Itoa(min(c.pgbenchClients, numCPU())),
-		"-T", strconv.Itoa(int(math.Ceil(c.duration.Seconds()))), "-D", "naccounts=" + strconv.Itoa(c.accounts),
-		"-f", script, "-l", "--log-prefix", filepath.Join(dir, "log"), url}
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "pgbench"), args...)
-	cmd.Dir = dir
-	if os.Geteuid() == 0 {
-		// Like the server binaries, run as the postgres user when we are root.
-		if u, err := user.Lookup("postgres"); err == nil {
-			uid, _ := strconv.Atoi(u.Uid)
-			gid, _ := strconv.Atoi(u.Gid)
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-		}
-	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return result{}, fmt.Errorf("%w: %s", err, out)
-	}
-	m := regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`).FindSubmatch(out)
-	if m == nil {
-		return result{}, fmt.Errorf("no tps in pgbench output: %s", out)
-	}
-	tps, _ := strconv.ParseFloat(string(m[1]), 64)
-	lat, err := pgbenchLatencies(dir)
-	if err != nil {
-		return result{}, err
-	}
-	failed := 0
-	if m := regexp.MustCompile(`number of failed transactions: ([0-9]+)`).FindSubmatch(out); m != nil {
-		failed, _ = strconv.Atoi(string(m[1]))
-	}
-	return result{name: "pgbench baseline (2 UPDATE + 2 INSERT)", clients: c.pgbenchClients, perSecond: tps,
-		p50: percentile(lat, 0.50), p99: percentile(lat, 0.99), failed: failed}, nil
-}
-
-// pgbenchLatencies reads pgbench's per-transaction logs: "client tx latency_us script epoch us".
-func pgbenchLatencies(dir string) ([]time.Duration, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "log*"))
-	if err != nil || len(files) == 0 {
-		return nil, fmt.Errorf("no pgbench logs in %s (%v)", dir, err)
-	}
-	var lat []time.Duration
-	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			return nil, err
-		}
-		sc := bufio.NewScanner(fh)
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) < 3 {
-				continue
-			}
-			if us, err := strconv.ParseInt(fields[2], 10, 64); err == nil {
-				lat = append(lat, time.Duration(us)*time.Microsecond)
-			}
-		}
-		fh.Close()
-	}
-	return lat, nil
+	return result{name: "pgbench baseline (2 UPDATE + 2 INSERT)", clients: c.pgbenchClients, perSecond: r.TPS,
+		p50: r.Percentile(0.50), p99: r.Percentile(0.99), failed: r.Failed}, nil
 }
 
 func percentile(lat []time.Duration, p float64) time.Duration {
@@ -352,30 +247,6 @@ func percentile(lat []time.Duration, p float64) time.Duration {
 	}
 	slices.Sort(lat)
 	return lat[min(len(lat)-1, int(p*float64(len(lat))))]
-}
-
-func pgBinDir(flagValue string) (string, error) {
-	if flagValue != "" {
-		return flagValue, nil
-	}
-	if dir := os.Getenv("PAYCENTER_PG_BIN"); dir != "" {
-		return dir, nil
-	}
-	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pgbench")
-	best, bestVersion := "", -1
-	for _, m := range matches {
-		v, err := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(m))))
-		if err == nil && v > bestVersion {
-			best, bestVersion = filepath.Dir(m), v
-		}
-	}
-	if best == "" {
-		if p, err := exec.LookPath("pgbench"); err == nil {
-			return filepath.Dir(p), nil
-		}
-		return "", errors.New("pgbench not found: install PostgreSQL or pass -pg-bin")
-	}
-	return best, nil
 }
 
 // --- the ledger -------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import (
 	paycenter "github.com/paycenter/paycenter/clients/go"
 	paycenterv1 "github.com/paycenter/paycenter/gen/go/paycenter/v1"
 	"github.com/paycenter/paycenter/migrations"
+	"github.com/paycenter/paycenter/server/internal/pgbench"
 	"github.com/paycenter/paycenter/server/internal/pgdb"
 )
 
@@ -88,7 +89,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	binDir, err := pgBinDir(c.pgBin)
+	binDir, err := pgbench.BinDir(c.pgBin)
 	if err != nil {
 		return err
 	}

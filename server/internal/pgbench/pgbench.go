@@ -1,0 +1,183 @@
+// Package pgbench runs the same-run database baseline of paycenter's benchmarks: pgbench
+// doing one money transfer by hand per transaction (two balance updates in id order and two
+// entry inserts), on tables of its own, against the database being benchmarked.
+package pgbench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// script is one transfer: two balance updates (in id order, so clients do not deadlock) and
+// two entry inserts, in one transaction.
+const script = `\set a random(1, :naccounts)
+\set d random(1, :naccounts - 1)
+\set b 1 + (:a + :d - 1) % :naccounts
+\set lo least(:a, :b)
+\set hi greatest(:a, :b)
+\set amount random(1, 10000)
+\set neg -:amount
+\set dlo CASE WHEN :a < :b THEN -:amount ELSE :amount END
+\set dhi -:dlo
+BEGIN;
+UPDATE pgbench_transfer_accounts SET balance = balance + :dlo WHERE id = :lo;
+UPDATE pgbench_transfer_accounts SET balance = balance + :dhi WHERE id = :hi;
+INSERT INTO pgbench_transfer_entries (account_id, amount) VALUES (:a, :neg);
+INSERT INTO pgbench_transfer_entries (account_id, amount) VALUES (:b, :amount);
+END;
+`
+
+// Options configure a run.
+type Options struct {
+	BinDir   string // where pgbench is (BinDir below finds it)
+	URL      string // the database, as pgbench reaches it
+	Clients  int
+	Accounts int
+	Duration time.Duration
+}
+
+// Result is what pgbench measured.
+type Result struct {
+	Clients   int
+	TPS       float64
+	Failed    int
+	Latencies []time.Duration // one per transaction, sorted
+}
+
+// Percentile returns the p-quantile (0..1) of the latencies.
+func (r Result) Percentile(p float64) time.Duration {
+	if len(r.Latencies) == 0 {
+		return 0
+	}
+	return r.Latencies[min(len(r.Latencies)-1, int(p*float64(len(r.Latencies))))]
+}
+
+// Run creates the baseline's tables on db (replacing earlier ones) and runs pgbench.
+func Run(ctx context.Context, db *sqlx.DB, o Options) (Result, error) {
+	setup := []string{
+		`DROP TABLE IF EXISTS pgbench_transfer_entries, pgbench_transfer_accounts`,
+		`CREATE TABLE pgbench_transfer_accounts (id integer PRIMARY KEY, balance bigint NOT NULL)`,
+		fmt.Sprintf(`INSERT INTO pgbench_transfer_accounts (id, balance) SELECT i, 0 FROM generate_series(1, %d) i`, o.Accounts),
+		`CREATE TABLE pgbench_transfer_entries (id bigserial PRIMARY KEY, account_id integer NOT NULL, amount bigint NOT NULL,
+			created_at timestamptz NOT NULL DEFAULT now())`,
+		`CREATE INDEX ON pgbench_transfer_entries (account_id, created_at)`,
+		`CHECKPOINT`,
+	}
+	for _, q := range setup {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return Result{}, fmt.Errorf("%s: %w", strings.Fields(q)[0], err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "pgbench-")
+	if err != nil {
+		return Result{}, err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o777); err != nil { // pgbench may run as postgres and logs here
+		return Result{}, err
+	}
+	scriptPath := filepath.Join(dir, "transfer.sql")
+	if err := os.WriteFile(scriptPath, []byte(script), 0o644); err != nil {
+		return Result{}, err
+	}
+	args := []string{"-n", "-M", "prepared", "-c", strconv.Itoa(o.Clients), "-j", strconv.Itoa(min(o.Clients, runtime.NumCPU())),
+		"-T", strconv.Itoa(int(math.Ceil(o.Duration.Seconds()))), "-D", "naccounts=" + strconv.Itoa(o.Accounts),
+		"-f", scriptPath, "-l", "--log-prefix", filepath.Join(dir, "log"), o.URL}
+	cmd := exec.CommandContext(ctx, filepath.Join(o.BinDir, "pgbench"), args...)
+	cmd.Dir = dir
+	if os.Geteuid() == 0 {
+		// Like the server binaries, run as the postgres user when we are root.
+		if u, err := user.Lookup("postgres"); err == nil {
+			uid, _ := strconv.Atoi(u.Uid)
+			gid, _ := strconv.Atoi(u.Gid)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		}
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: %s", err, out)
+	}
+	m := regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`).FindSubmatch(out)
+	if m == nil {
+		return Result{}, fmt.Errorf("no tps in pgbench output: %s", out)
+	}
+	r := Result{Clients: o.Clients}
+	r.TPS, _ = strconv.ParseFloat(string(m[1]), 64)
+	if m := regexp.MustCompile(`number of failed transactions: ([0-9]+)`).FindSubmatch(out); m != nil {
+		r.Failed, _ = strconv.Atoi(string(m[1]))
+	}
+	if r.Latencies, err = latencies(dir); err != nil {
+		return Result{}, err
+	}
+	slices.Sort(r.Latencies)
+	return r, nil
+}
+
+// latencies reads pgbench's per-transaction logs: "client tx latency_us script epoch us".
+func latencies(dir string) ([]time.Duration, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "log*"))
+	if err != nil || len(files) == 0 {
+		return nil, fmt.Errorf("no pgbench logs in %s (%v)", dir, err)
+	}
+	var lat []time.Duration
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) < 3 {
+				continue
+			}
+			if us, err := strconv.ParseInt(fields[2], 10, 64); err == nil {
+				lat = append(lat, time.Duration(us)*time.Microsecond)
+			}
+		}
+		fh.Close()
+	}
+	return lat, nil
+}
+
+// BinDir finds pgbench: flagValue, PAYCENTER_PG_BIN, the newest /usr/lib/postgresql/N/bin,
+// or PATH.
+func BinDir(flagValue string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if dir := os.Getenv("PAYCENTER_PG_BIN"); dir != "" {
+		return dir, nil
+	}
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pgbench")
+	best, bestVersion := "", -1
+	for _, m := range matches {
+		v, err := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(m))))
+		if err == nil && v > bestVersion {
+			best, bestVersion = filepath.Dir(m), v
+		}
+	}
+	if best != "" {
+		return best, nil
+	}
+	if p, err := exec.LookPath("pgbench"); err == nil {
+		return filepath.Dir(p), nil
+	}
+	return "", errors.New("pgbench not found: install PostgreSQL or pass -pg-bin")
+}
