@@ -119,6 +119,7 @@ func newServer(cfg config.Config, db *sqlx.DB, logger *slog.Logger) (*server.Ser
 		Keyring:         cfg.Keyring,
 		CORSOrigins:     cfg.CORSOrigins,
 		MaxRequestBytes: cfg.MaxRequestBytes,
+		AppRateLimit:    cfg.AppRateLimit,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 	})
 }

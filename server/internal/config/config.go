@@ -28,6 +28,7 @@ type Config struct {
 	CORSOrigins     []string
 	MaxRequestBytes int64
 	DBMaxConns      int
+	AppRateLimit    float64
 	ShutdownTimeout time.Duration
 	LogLevel        slog.Level
 	LogFormat       string
@@ -50,6 +51,7 @@ var Vars = []Var{
 	{"PAYCENTER_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the API (`*` for any)"},
 	{"PAYCENTER_MAX_REQUEST_BYTES", "1048576", "largest request body accepted"},
 	{"PAYCENTER_DB_MAX_CONNS", "20", "database connection pool size"},
+	{"PAYCENTER_APP_RATE_LIMIT", "500", "requests per second each app key may make on one replica (bursts of twice that; 0: no limit)"},
 	{"PAYCENTER_SHUTDOWN_TIMEOUT", "15s", "how long a graceful stop waits for requests in flight"},
 	{"PAYCENTER_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"PAYCENTER_LOG_FORMAT", "text", "text or json"},
@@ -121,6 +123,11 @@ func Load(getenv func(string) string) (Config, error) {
 		bad("PAYCENTER_DB_MAX_CONNS", "want a number between 2 and 1000")
 	} else {
 		c.DBMaxConns = n
+	}
+	if n, err := strconv.ParseFloat(get("PAYCENTER_APP_RATE_LIMIT"), 64); err != nil || n < 0 || n > 1e6 {
+		bad("PAYCENTER_APP_RATE_LIMIT", "want requests per second between 0 (no limit) and 1000000")
+	} else {
+		c.AppRateLimit = n
 	}
 	if d, err := time.ParseDuration(get("PAYCENTER_SHUTDOWN_TIMEOUT")); err != nil || d <= 0 {
 		bad("PAYCENTER_SHUTDOWN_TIMEOUT", "want a positive duration like 15s")

@@ -34,13 +34,14 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"PAYCENTER_LOG_FORMAT":        "xml",
 		"PAYCENTER_PUBLIC_URL":        "ftp://x",
 		"PAYCENTER_DB_MAX_CONNS":      "1",
+		"PAYCENTER_APP_RATE_LIMIT":    "fast",
 	}))
 	if err == nil {
 		t.Fatal("bad configuration accepted")
 	}
 	for _, name := range []string{"PAYCENTER_ADDR", "PAYCENTER_DATABASE_URL", "PAYCENTER_ADMIN_KEYS", "PAYCENTER_MASTER_KEYS",
 		"PAYCENTER_MAX_REQUEST_BYTES", "PAYCENTER_SHUTDOWN_TIMEOUT", "PAYCENTER_LOG_LEVEL", "PAYCENTER_LOG_FORMAT",
-		"PAYCENTER_PUBLIC_URL", "PAYCENTER_DB_MAX_CONNS"} {
+		"PAYCENTER_PUBLIC_URL", "PAYCENTER_DB_MAX_CONNS", "PAYCENTER_APP_RATE_LIMIT"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s: %v", name, err)
 		}

@@ -59,6 +59,9 @@ type Config struct {
 	Keyring         *secret.Keyring
 	CORSOrigins     []string // browser origins allowed to call the API; empty allows none
 	MaxRequestBytes int64    // largest request body accepted
+	// AppRateLimit is the requests per second each app (or phone) may make on one replica,
+	// with bursts of twice that; 0 means no limit.
+	AppRateLimit    float64
 	ShutdownTimeout time.Duration
 }
 
@@ -124,12 +127,16 @@ func New(cfg Config) (*Server, error) {
 	s.Merchants = merchants
 	authn := auth.NewAuthenticator(cfg.AdminKeys, merchants, nil)
 
+	interceptors := []connect.Interceptor{
+		&edge{logger: cfg.Logger, metrics: metrics.NewRPC(cfg.Registry)},
+		&drainer{drained: s.drained},
+		authn.Interceptor(paycenterv1connect.PaymentServiceWatchPaymentProcedure),
+	}
+	if cfg.AppRateLimit > 0 {
+		interceptors = append(interceptors, newRateLimiter(cfg.AppRateLimit))
+	}
 	opts := connect.WithHandlerOptions(
-		connect.WithInterceptors(
-			&edge{logger: cfg.Logger, metrics: metrics.NewRPC(cfg.Registry)},
-			&drainer{drained: s.drained},
-			authn.Interceptor(paycenterv1connect.PaymentServiceWatchPaymentProcedure),
-		),
+		connect.WithInterceptors(interceptors...),
 		connect.WithReadMaxBytes(int(cfg.MaxRequestBytes)),
 		// Compressing small messages costs more CPU than the bytes it saves.
 		connect.WithCompressMinBytes(1024),

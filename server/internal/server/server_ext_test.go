@@ -127,3 +127,38 @@ func TestHTTP1ConnectAndLimits(t *testing.T) {
 		t.Fatalf("CORS preflight: %v", pre.Header)
 	}
 }
+
+func TestAppKeysAreRateLimitedAndOperatorsAreNot(t *testing.T) {
+	env := servertest.Start(t, func(c *server.Config) { c.AppRateLimit = 5 }) // bursts of 10
+	ctx := context.Background()
+	admin := env.Admin()
+	m, err := admin.Merchants.CreateMerchant(ctx, connect.NewRequest(&paycenterv1.CreateMerchantRequest{Name: "Busy"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := admin.Merchants.CreateApp(ctx, connect.NewRequest(&paycenterv1.CreateAppRequest{MerchantId: m.Msg.Merchant.MerchantId, Name: "loop"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := env.Client(app.Msg.ApiKey)
+	limited := 0
+	for i := 0; i < 40; i++ {
+		_, err := client.Merchants.GetApp(ctx, connect.NewRequest(&paycenterv1.GetAppRequest{AppId: app.Msg.App.AppId}))
+		switch connect.CodeOf(err) {
+		case connect.CodeResourceExhausted:
+			limited++
+		default:
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if limited < 20 {
+		t.Fatalf("%d of 40 back-to-back calls were limited, want most of those past the burst of 10", limited)
+	}
+	for i := 0; i < 40; i++ {
+		if _, err := admin.Merchants.GetApp(ctx, connect.NewRequest(&paycenterv1.GetAppRequest{AppId: app.Msg.App.AppId})); err != nil {
+			t.Fatalf("operator call %d: %v", i, err)
+		}
+	}
+}
