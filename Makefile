@@ -14,7 +14,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	@touch $@
 
 .PHONY: tools
-tools: node_modules/.package-lock.json ## install the pinned generators (buf, protoc-gen-es); Go ones are go.mod tools
+tools: node_modules/.package-lock.json ## install the pinned npm tools (buf, protoc-gen-es, esbuild); Go ones are go.mod tools
 
 .PHONY: generate
 generate: tools ## regenerate gen/ from proto/, and the cashier page's script from its TypeScript
@@ -48,7 +48,7 @@ test: ## run every test (starts its own PostgreSQL clusters)
 	$(GO) test $(GOTEST_FLAGS) -count=1 -timeout 20m ./...
 
 .PHONY: run
-run: build ## start everything: private PostgreSQL, migrations, demo merchant and app, the server
+run: build ## start everything: private PostgreSQL, migrations, sandbox channels, demo merchant and app, the server
 	./bin/paycenter dev
 
 .PHONY: bench-payments
