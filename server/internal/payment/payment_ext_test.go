@@ -463,6 +463,26 @@ func TestCreatePaymentRulesAndTenantIsolation(t *testing.T) {
 		"payer_openid": func(r *paycenterv1.CreatePaymentRequest) {
 			r.Channel, r.Method = paycenterv1.Channel_CHANNEL_WECHATPAY, paycenterv1.PaymentMethod_PAYMENT_METHOD_JSAPI
 		},
+		"client_ip": func(r *paycenterv1.CreatePaymentRequest) {
+			r.Channel, r.Method = paycenterv1.Channel_CHANNEL_WECHATPAY, paycenterv1.PaymentMethod_PAYMENT_METHOD_WAP
+		},
+	}
+	wrongMethods := []func(r *paycenterv1.CreatePaymentRequest){
+		func(r *paycenterv1.CreatePaymentRequest) {
+			r.Channel, r.Method = paycenterv1.Channel_CHANNEL_WECHATPAY, paycenterv1.PaymentMethod_PAYMENT_METHOD_PC_PAGE
+		},
+		func(r *paycenterv1.CreatePaymentRequest) {
+			r.Method, r.PayerOpenid = paycenterv1.PaymentMethod_PAYMENT_METHOD_JSAPI, "openid-1"
+		},
+	}
+	for i, mutate := range wrongMethods {
+		r := base()
+		mutate(r)
+		_, err := w.app.Payments.CreatePayment(ctx, connect.NewRequest(r))
+		var ce *connect.Error
+		if !errors.As(err, &ce) || ce.Code() != connect.CodeInvalidArgument || !strings.HasPrefix(ce.Message(), "method:") {
+			t.Errorf("wrong method %d for the channel: %v, want INVALID_ARGUMENT naming method", i, err)
+		}
 	}
 	before := w.count(t, `SELECT count(*) FROM payments`)
 	for field, mutate := range bad {

@@ -81,6 +81,12 @@ func (r CreateRequest) Validate() error {
 		return errs.Invalid("client_ip", "must be an IP address")
 	case r.Method == channel.MethodJSAPI && r.PayerOpenID == "":
 		return errs.Invalid("payer_openid", "is required for the JSAPI method")
+	case r.Method == channel.MethodJSAPI && r.Channel != merchant.ChannelWechatPay:
+		return errs.Invalid("method", "JSAPI is WeChat Pay's; use another method for %s", r.Channel)
+	case r.Channel == merchant.ChannelWechatPay && r.Method == channel.MethodPCPage:
+		return errs.Invalid("method", "WeChat Pay has no PC page: use PAYMENT_METHOD_QR on desktops")
+	case r.Channel == merchant.ChannelWechatPay && r.Method == channel.MethodWAP && r.ClientIP == "":
+		return errs.Invalid("client_ip", "is required for WeChat Pay H5 (PAYMENT_METHOD_WAP)")
 	case len(r.PayerOpenID) > 128:
 		return errs.Invalid("payer_openid", "must be at most 128 characters")
 	case len(r.Metadata) > 16:
