@@ -196,10 +196,9 @@ func TestPaidAfterCloseAndDoublePaymentAreKeptFlaggedAndRefunded(t *testing.T) {
 	}
 	// The order keeps one attempt's money: GetPayment by order number answers the kept one.
 	byOrder, err := w.app.Payments.GetPayment(ctx, connect.NewRequest(&paycenterv1.GetPaymentRequest{Key: &paycenterv1.GetPaymentRequest_MerchantOrderNo{MerchantOrderNo: order}}))
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || byOrder.Msg.Payment.TradeNo != ali.TradeNo {
+		t.Fatalf("GetPayment by order number = %v (%v), want the kept attempt %s", byOrder, err, ali.TradeNo)
 	}
-	_ = byOrder
 
 	// Both duplicates are surfaced and refunded automatically, in full.
 	for _, d := range []*paycenterv1.Payment{late, wx} {

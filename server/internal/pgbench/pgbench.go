@@ -6,12 +6,10 @@ package pgbench
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -22,6 +20,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/paycenter/paycenter/server/internal/pgdb"
 )
 
 // script is one transfer: two balance updates (in id order, so clients do not deadlock) and
@@ -101,14 +101,12 @@ func Run(ctx context.Context, db *sqlx.DB, o Options) (Result, error) {
 		"-f", scriptPath, "-l", "--log-prefix", filepath.Join(dir, "log"), o.URL}
 	cmd := exec.CommandContext(ctx, filepath.Join(o.BinDir, "pgbench"), args...)
 	cmd.Dir = dir
-	if os.Geteuid() == 0 {
-		// Like the server binaries, run as the postgres user when we are root.
-		if u, err := user.Lookup("postgres"); err == nil {
-			uid, _ := strconv.Atoi(u.Uid)
-			gid, _ := strconv.Atoi(u.Gid)
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-		}
+	// Like the server binaries, run as the postgres user when we are root.
+	cred, err := pgdb.ServerCredential()
+	if err != nil {
+		return Result{}, err
 	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: %s", err, out)
@@ -156,28 +154,10 @@ func latencies(dir string) ([]time.Duration, error) {
 	return lat, nil
 }
 
-// BinDir finds pgbench: flagValue, PAYCENTER_PG_BIN, the newest /usr/lib/postgresql/N/bin,
-// or PATH.
+// BinDir finds pgbench: flagValue when set, else beside the PostgreSQL server binaries.
 func BinDir(flagValue string) (string, error) {
 	if flagValue != "" {
 		return flagValue, nil
 	}
-	if dir := os.Getenv("PAYCENTER_PG_BIN"); dir != "" {
-		return dir, nil
-	}
-	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pgbench")
-	best, bestVersion := "", -1
-	for _, m := range matches {
-		v, err := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(m))))
-		if err == nil && v > bestVersion {
-			best, bestVersion = filepath.Dir(m), v
-		}
-	}
-	if best != "" {
-		return best, nil
-	}
-	if p, err := exec.LookPath("pgbench"); err == nil {
-		return filepath.Dir(p), nil
-	}
-	return "", errors.New("pgbench not found: install PostgreSQL or pass -pg-bin")
+	return pgdb.BinDir()
 }

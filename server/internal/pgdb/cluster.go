@@ -48,11 +48,11 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	bin, err := binDir()
+	bin, err := BinDir()
 	if err != nil {
 		return nil, err
 	}
-	cred, err := serverCredential()
+	cred, err := ServerCredential()
 	if err != nil {
 		return nil, err
 	}
@@ -200,9 +200,9 @@ func (c *Cluster) CreateDatabase(ctx context.Context, name, template string) err
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
-// binDir finds the PostgreSQL server binaries: PAYCENTER_PG_BIN, else the newest
-// /usr/lib/postgresql/N/bin, else the directory of initdb on PATH.
-func binDir() (string, error) {
+// BinDir finds the PostgreSQL server binaries (initdb, postgres, pgbench): PAYCENTER_PG_BIN,
+// else the newest /usr/lib/postgresql/N/bin, else the directory of initdb on PATH.
+func BinDir() (string, error) {
 	if dir := os.Getenv("PAYCENTER_PG_BIN"); dir != "" {
 		return dir, nil
 	}
@@ -223,9 +223,9 @@ func binDir() (string, error) {
 	return "", errors.New("PostgreSQL server binaries not found: install PostgreSQL (initdb, postgres) or set PAYCENTER_PG_BIN")
 }
 
-// serverCredential is the user PostgreSQL runs as: this process's user, or "postgres" when
-// this process is root (initdb refuses root).
-func serverCredential() (*syscall.Credential, error) {
+// ServerCredential is the user PostgreSQL's programs run as: nil (this process's user), or
+// the "postgres" user when this process is root (initdb refuses root).
+func ServerCredential() (*syscall.Credential, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}
