@@ -37,6 +37,7 @@ import (
 	paycenter "github.com/paycenter/paycenter/clients/go"
 	paycenterv1 "github.com/paycenter/paycenter/gen/go/paycenter/v1"
 	"github.com/paycenter/paycenter/migrations"
+	"github.com/paycenter/paycenter/server/internal/cpustat"
 	"github.com/paycenter/paycenter/server/internal/metrics"
 	"github.com/paycenter/paycenter/server/internal/pgbench"
 	"github.com/paycenter/paycenter/server/internal/pgdb"
@@ -55,6 +56,7 @@ type config struct {
 	pgBin            string
 	poolSize         int
 	cpuprofile       string
+	memprofile       string
 }
 
 func main() {
@@ -70,6 +72,7 @@ func main() {
 	flag.StringVar(&c.pgBin, "pg-bin", "", "directory of pgbench and the PostgreSQL server binaries (default: the newest /usr/lib/postgresql/N/bin)")
 	flag.IntVar(&c.poolSize, "pool", 20, "database connections of the paycenter server")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the ledger runs to this file")
+	flag.StringVar(&c.memprofile, "memprofile", "", "write an allocation profile of the ledger runs to this file")
 	flag.Parse()
 	c.cpuprofile = *cpuprofile
 	if err := run(context.Background(), c); err != nil {
@@ -86,6 +89,10 @@ type result struct {
 	p50, p99  time.Duration
 	failed    int
 	batches   string // group commit statistics
+	// CPU per transfer of the client and server (pgbench, or this process) and of PostgreSQL
+	// (zero when the cluster is not ours to watch).
+	clientCPU, postgresCPU time.Duration
+	machineBusy            float64 // share of the machine's CPU time busy (anyone's)
 }
 
 func run(ctx context.Context, c config) error {
@@ -96,6 +103,7 @@ func run(ctx context.Context, c config) error {
 	}
 	url := os.Getenv("PAYCENTER_DATABASE_URL")
 	where := url
+	postmaster := 0 // the private cluster's, whose CPU time we read
 	if url == "" {
 		dir := c.dataDir
 		if dir == "" {
@@ -120,6 +128,9 @@ func run(ctx context.Context, c config) error {
 		}
 		url = cluster.URL("paycenter_bench")
 		where = "private durable cluster in " + dir
+		if postmaster, err = cpustat.PostmasterPID(dir); err != nil {
+			return err
+		}
 	}
 	db, err := pgdb.Open(ctx, url, c.poolSize)
 	if err != nil {
@@ -137,7 +148,7 @@ func run(ctx context.Context, c config) error {
 		fmt.Println("  WARNING: the database is not durable; numbers are not comparable")
 	}
 
-	baseline, err := runPgbench(ctx, c, db, binDir, url)
+	baseline, err := runPgbench(ctx, c, db, binDir, url, postmaster)
 	if err != nil {
 		return fmt.Errorf("pgbench: %w", err)
 	}
@@ -176,7 +187,7 @@ func run(ctx context.Context, c config) error {
 	} {
 		n0, size0 := batchStats(srv, "paycenter_ledger_batch_size")
 		_, secs0 := batchStats(srv, "paycenter_ledger_batch_duration_seconds")
-		res, err := driveLedger(ctx, client, accounts, r.name, r.clients, r.perRPC, c.warmup, c.duration)
+		res, err := driveLedger(ctx, client, accounts, r.name, r.clients, r.perRPC, c.warmup, c.duration, postmaster)
 		if err != nil {
 			return err
 		}
@@ -189,11 +200,27 @@ func run(ctx context.Context, c config) error {
 		printResult(res, baseline)
 	}
 
+	if c.memprofile != "" {
+		f, err := os.Create(c.memprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			return err
+		}
+	}
 	inv, err := client.Ledger.CheckInvariants(ctx, connect.NewRequest(&paycenterv1.CheckInvariantsRequest{}))
 	if err != nil {
 		return fmt.Errorf("CheckInvariants: %w", err)
 	}
 	fmt.Println()
+	fmt.Println("  app CPU: the client and server's CPU per transfer (pgbench's, for the baseline); pg CPU: PostgreSQL's;\n" +
+		"  busy: the machine's CPU busy during the run (everyone's).")
+	if b, l := baseline.clientCPU+baseline.postgresCPU, results[1].clientCPU+results[1].postgresCPU; baseline.postgresCPU > 0 && l > 0 {
+		fmt.Printf("  CPU per transfer, everything: pgbench %.0fµs, ledger 1/RPC %.0fµs (%.2fx less): on a machine\n"+
+			"  whose cores are all busy, throughput follows that ratio.\n", us(b), us(l), float64(b)/float64(l))
+	}
 	for _, r := range results[1:] {
 		fmt.Printf("  group commit, %s: %s\n", r.name, r.batches)
 	}
@@ -208,6 +235,8 @@ func run(ctx context.Context, c config) error {
 	return nil
 }
 
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
 func verdict(ok bool) string {
 	if ok {
 		return "met"
@@ -219,26 +248,52 @@ func numCPU() int { return runtime.NumCPU() }
 
 func printResult(r, baseline result) {
 	if r.name == baseline.name {
-		fmt.Printf("  %-40s %8s %12s %10s %10s %8s\n", "run", "clients", "transfers/s", "p50", "p99", "ratio")
+		fmt.Printf("  %-40s %8s %12s %10s %10s %8s %9s %8s %5s\n", "run", "clients", "transfers/s", "p50", "p99", "ratio", "app CPU", "pg CPU", "busy")
 	}
 	extra := ""
 	if r.failed > 0 {
 		extra = fmt.Sprintf("  (%d failed)", r.failed)
 	}
-	fmt.Printf("  %-40s %8d %12.0f %10s %10s %7.2fx%s\n", r.name, r.clients, r.perSecond,
-		r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.perSecond/baseline.perSecond, extra)
+	pg := "-"
+	if r.postgresCPU > 0 {
+		pg = fmt.Sprintf("%.0f", us(r.postgresCPU))
+	}
+	fmt.Printf("  %-40s %8d %12.0f %10s %10s %7.2fx %7.0fµs %6sµs %4.0f%%%s\n", r.name, r.clients, r.perSecond,
+		r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.perSecond/baseline.perSecond,
+		us(r.clientCPU), pg, 100*r.machineBusy, extra)
 }
 
 // --- baseline ---------------------------------------------------------------------------
 
-func runPgbench(ctx context.Context, c config, db *sqlx.DB, binDir, url string) (result, error) {
+func runPgbench(ctx context.Context, c config, db *sqlx.DB, binDir, url string, postmaster int) (result, error) {
+	pg0 := postgresCPU(postmaster)
+	busy0, total0 := cpustat.MachineCPU()
 	r, err := pgbench.Run(ctx, db, pgbench.Options{BinDir: binDir, URL: url, Clients: c.pgbenchClients,
 		Accounts: c.accounts, Duration: c.duration})
 	if err != nil {
 		return result{}, err
 	}
-	return result{name: "pgbench baseline (2 UPDATE + 2 INSERT)", clients: c.pgbenchClients, perSecond: r.TPS,
-		p50: r.Percentile(0.50), p99: r.Percentile(0.99), failed: r.Failed}, nil
+	res := result{name: "pgbench baseline (2 UPDATE + 2 INSERT)", clients: c.pgbenchClients, perSecond: r.TPS,
+		p50: r.Percentile(0.50), p99: r.Percentile(0.99), failed: r.Failed}
+	if busy1, total1 := cpustat.MachineCPU(); total1 > total0 {
+		res.machineBusy = float64(busy1-busy0) / float64(total1-total0)
+	}
+	if n := time.Duration(len(r.Latencies)); n > 0 {
+		res.clientCPU = r.CPU / n
+		if postmaster > 0 {
+			res.postgresCPU = (postgresCPU(postmaster) - pg0) / n
+		}
+	}
+	return res, nil
+}
+
+// postgresCPU is the CPU time of the cluster of postmaster so far (0 when there is none).
+func postgresCPU(postmaster int) time.Duration {
+	if postmaster == 0 {
+		return 0
+	}
+	t, _ := cpustat.PostgresCPU(postmaster)
+	return t
 }
 
 func percentile(lat []time.Duration, p float64) time.Duration {
@@ -363,7 +418,7 @@ func setupAccounts(ctx context.Context, c *paycenter.Client, n int) ([]string, e
 
 // driveLedger runs clients goroutines that each send perRPC random transfers per
 // CreateTransfers call, warm-up first, then for d.
-func driveLedger(ctx context.Context, c *paycenter.Client, accounts []string, name string, clients, perRPC int, warmup, d time.Duration) (result, error) {
+func driveLedger(ctx context.Context, c *paycenter.Client, accounts []string, name string, clients, perRPC int, warmup, d time.Duration, postmaster int) (result, error) {
 	run := fmt.Sprintf("%x", time.Now().UnixNano())
 	var (
 		wg       sync.WaitGroup
@@ -375,6 +430,18 @@ func driveLedger(ctx context.Context, c *paycenter.Client, accounts []string, na
 	)
 	start := time.Now()
 	measureFrom, stopAt := start.Add(warmup), start.Add(warmup+d)
+	// CPU time over the measured window: this process (clients and server) and PostgreSQL.
+	var self0, self1, pg0, pg1, busy0, busy1, total0, total1 time.Duration
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		time.Sleep(time.Until(measureFrom))
+		self0, pg0 = cpustat.SelfCPU(), postgresCPU(postmaster)
+		busy0, total0 = cpustat.MachineCPU()
+		time.Sleep(time.Until(stopAt))
+		self1, pg1 = cpustat.SelfCPU(), postgresCPU(postmaster)
+		busy1, total1 = cpustat.MachineCPU()
+	}()
 	for g := range clients {
 		wg.Add(1)
 		go func() {
@@ -425,8 +492,16 @@ func driveLedger(ctx context.Context, c *paycenter.Client, accounts []string, na
 	if firstErr != nil {
 		return result{}, fmt.Errorf("%s: %w", name, firstErr)
 	}
-	return result{name: name, clients: clients, perSecond: float64(applied) / d.Seconds(),
-		p50: percentile(lat, 0.50), p99: percentile(lat, 0.99), failed: refused}, nil
+	res := result{name: name, clients: clients, perSecond: float64(applied) / d.Seconds(),
+		p50: percentile(lat, 0.50), p99: percentile(lat, 0.99), failed: refused}
+	if applied > 0 {
+		res.clientCPU = (self1 - self0) / time.Duration(applied)
+		res.postgresCPU = (pg1 - pg0) / time.Duration(applied)
+	}
+	if total1 > total0 {
+		res.machineBusy = float64(busy1-busy0) / float64(total1-total0)
+	}
+	return res, nil
 }
 
 func cmpErr(have, err error) error {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/paycenter/paycenter/server/internal/cpustat"
 	"github.com/paycenter/paycenter/server/internal/pgbench"
 )
 
@@ -26,7 +27,7 @@ type baseline struct {
 func runPgbench(ctx context.Context, c config, db *sqlx.DB, binDir, url string, postmaster int) (baseline, error) {
 	var pgBefore time.Duration
 	if postmaster > 0 {
-		pgBefore, _ = postgresCPU(postmaster)
+		pgBefore, _ = cpustat.PostgresCPU(postmaster)
 	}
 	r, err := pgbench.Run(ctx, db, pgbench.Options{BinDir: binDir, URL: url, Clients: c.pgbenchClients,
 		Accounts: c.accounts, Duration: c.duration})
@@ -35,7 +36,7 @@ func runPgbench(ctx context.Context, c config, db *sqlx.DB, binDir, url string, 
 	}
 	b := baseline{Clients: c.pgbenchClients, TPS: r.TPS, Failed: r.Failed, P50ms: ms(r.Percentile(0.50)), P99ms: ms(r.Percentile(0.99))}
 	if postmaster > 0 && len(r.Latencies) > 0 {
-		after, _ := postgresCPU(postmaster)
+		after, _ := cpustat.PostgresCPU(postmaster)
 		b.PostgresCPU = ms(after-pgBefore) / float64(len(r.Latencies))
 	}
 	return b, nil

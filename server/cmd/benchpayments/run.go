@@ -23,6 +23,7 @@ import (
 	paycenter "github.com/paycenter/paycenter/clients/go"
 	paycenterv1 "github.com/paycenter/paycenter/gen/go/paycenter/v1"
 	"github.com/paycenter/paycenter/migrations"
+	"github.com/paycenter/paycenter/server/internal/cpustat"
 	"github.com/paycenter/paycenter/server/internal/pgbench"
 	"github.com/paycenter/paycenter/server/internal/pgdb"
 )
@@ -125,7 +126,7 @@ func run(ctx context.Context, c config) error {
 		}
 		url = cluster.URL("paycenter_bench")
 		where = "private durable cluster in " + dir
-		if postmaster, err = postmasterPID(dir); err != nil {
+		if postmaster, err = cpustat.PostmasterPID(dir); err != nil {
 			fmt.Fprintln(os.Stderr, "benchpayments: PostgreSQL's CPU will not be measured:", err)
 		}
 	}
@@ -201,7 +202,7 @@ func run(ctx context.Context, c config) error {
 
 	fmt.Printf("  running payments for %s + %s...\n", c.warmup, c.duration)
 	var (
-		before, after   cpuSnapshot
+		before, after   cpustat.Snapshot
 		beforeErr       error
 		loadProfile     *os.File
 		loadProfileErr  error
@@ -213,7 +214,7 @@ func run(ctx context.Context, c config) error {
 			if pgStats {
 				_, _ = db.ExecContext(ctx, `SELECT pg_stat_statements_reset()`)
 			}
-			before, beforeErr = takeSnapshot(srv.pid(), postmaster)
+			before, beforeErr = cpustat.TakeSnapshot(srv.pid(), postmaster)
 			if profilingServer {
 				srv.signal(syscall.SIGUSR1)
 			}
@@ -224,7 +225,7 @@ func run(ctx context.Context, c config) error {
 			}
 		},
 		end: func() {
-			after, _ = takeSnapshot(srv.pid(), postmaster)
+			after, _ = cpustat.TakeSnapshot(srv.pid(), postmaster)
 			if pgStats {
 				topStatements = readTopStatements(ctx, db, c.pgStats)
 			}
@@ -257,23 +258,23 @@ func run(ctx context.Context, c config) error {
 	p.P50ms, p.P99ms = ms(percentile(res.latency, 0.50)), ms(percentile(res.latency, 0.99))
 	p.CreateP50ms, p.CreateP99ms = ms(percentile(res.createLatency, 0.50)), ms(percentile(res.createLatency, 0.99))
 
-	wall := after.at.Sub(before.at)
+	wall := after.At.Sub(before.At)
 	s.CPU.Method = "server: utime+stime of the server process (/proc/<pid>/stat) across the window; " +
 		"postgres: same over the postmaster, its children and reaped children; load: getrusage(RUSAGE_SELF) of this process"
 	if n := float64(res.inWindow); n > 0 {
-		s.CPU.ServerMsPerPayment = ms(after.server-before.server) / n
-		s.CPU.LoadMsPerPayment = ms(after.load-before.load) / n
-		if postmaster > 0 && before.postgresErr == nil && after.postgresErr == nil {
-			s.CPU.PostgresMsPerPayment = ms(after.postgres-before.postgres) / n
+		s.CPU.ServerMsPerPayment = ms(after.Server-before.Server) / n
+		s.CPU.LoadMsPerPayment = ms(after.Load-before.Load) / n
+		if postmaster > 0 && before.PostgresErr == nil && after.PostgresErr == nil {
+			s.CPU.PostgresMsPerPayment = ms(after.Postgres-before.Postgres) / n
 		}
 	}
 	if wall > 0 {
-		s.CPU.ServerCores = float64(after.server-before.server) / float64(wall)
+		s.CPU.ServerCores = float64(after.Server-before.Server) / float64(wall)
 	}
-	if d := after.total - before.total; d > 0 {
-		s.CPU.MachineBusyPct = 100 * float64(after.machineBusy-before.machineBusy) / float64(d)
+	if d := after.Total - before.Total; d > 0 {
+		s.CPU.MachineBusyPct = 100 * float64(after.MachineBusy-before.MachineBusy) / float64(d)
 		// What neither the server, PostgreSQL nor this process used: other work on a shared box.
-		ours := (after.server - before.server) + (after.postgres - before.postgres) + (after.load - before.load)
+		ours := (after.Server - before.Server) + (after.Postgres - before.Postgres) + (after.Load - before.Load)
 		s.CPU.OtherBusyPct = max(0, s.CPU.MachineBusyPct-100*float64(ours)/float64(d))
 	}
 	s.ServerCPUPass = res.inWindow > 0 && s.CPU.ServerMsPerPayment <= targetCPUPerPayment

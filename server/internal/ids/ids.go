@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"math/big"
+	"math/bits"
 	"time"
 )
 
@@ -22,15 +23,16 @@ func Token(now time.Time) string {
 	if _, err := rand.Read(b[6:]); err != nil {
 		panic("crypto/rand failed: " + err.Error()) // never happens on Linux
 	}
-	n := new(big.Int).SetBytes(b[:])
-	out := make([]byte, width)
-	base := big.NewInt(62)
-	mod := new(big.Int)
+	// The 128-bit number hi:lo in base 62, by long division of its two 64-bit halves.
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	var out [width]byte
 	for i := width - 1; i >= 0; i-- {
-		n.DivMod(n, base, mod)
-		out[i] = alphabet[mod.Int64()]
+		var rem uint64
+		hi, rem = bits.Div64(0, hi, 62)
+		lo, rem = bits.Div64(rem, lo, 62)
+		out[i] = alphabet[rem]
 	}
-	return string(out)
+	return string(out[:])
 }
 
 // New returns prefix + "_" + a token, e.g. "mch_0Fz3...".

@@ -1,8 +1,10 @@
 package ids
 
 import (
+	"math/big"
 	"regexp"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,5 +36,21 @@ func TestSecretAlphabetAndLength(t *testing.T) {
 	}
 	if Secret(40) == s {
 		t.Fatal("two secrets are equal")
+	}
+}
+
+// A token is the 128-bit number (milliseconds << 80 | random) in base 62: decoding it gives
+// back the time.
+func TestTokenEncodesItsTime(t *testing.T) {
+	for _, at := range []time.Time{time.UnixMilli(0), time.Date(2026, 11, 23, 18, 0, 0, 123e6, time.UTC), time.UnixMilli(1<<48 - 1)} {
+		tok := Token(at)
+		n := new(big.Int)
+		for _, c := range tok {
+			n.Mul(n, big.NewInt(62))
+			n.Add(n, big.NewInt(int64(strings.IndexRune(alphabet, c))))
+		}
+		if got := n.Rsh(n, 80).Int64(); got != at.UnixMilli() {
+			t.Fatalf("token %q of %v decodes to %d ms, want %d", tok, at, got, at.UnixMilli())
+		}
 	}
 }

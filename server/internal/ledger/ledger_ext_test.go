@@ -95,6 +95,35 @@ func TestTransferMovesMoneyOnBothSides(t *testing.T) {
 	wantCode(t, err, connect.CodeNotFound, "nope")
 }
 
+// Text full of SQL, array and JSON syntax is stored exactly as it was sent (a batch travels
+// as arrays, so quoting matters).
+func TestTextIsStoredExactly(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	m := e.merchant()
+	clearing := e.account(m, paycenterv1.AccountCode_ACCOUNT_CODE_CHANNEL_CLEARING_WECHATPAY).GetAccountId()
+	avail := e.available(m)
+	nasty := []string{`it's`, `a\b\\c`, `"quoted"`, `{1,2}`, `NULL`, `', now()); DROP TABLE ledger_transfers; --`,
+		`E'\x00'`, `$1 $$ $9`, "商户 🧾", `\"{'}"\`, ``}
+	for i, text := range nasty {
+		pay := transfer(id("text"), clearing, avail, int64(i+1), codePayment)
+		pay.Reference = text
+		pay.Metadata = map[string]string{"note": text, text + "-key": "v"}
+		e.mustApply(pay)
+		res, err := e.ledger.GetTransfer(ctx, connect.NewRequest(&paycenterv1.GetTransferRequest{TransferId: pay.GetTransferId()}))
+		if err != nil {
+			t.Fatalf("GetTransfer: %v", err)
+		}
+		got := res.Msg.GetTransfer()
+		if got.GetReference() != text || got.GetMetadata()["note"] != text || got.GetMetadata()[text+"-key"] != "v" {
+			t.Errorf("sent reference and metadata %q, stored %q %v", text, got.GetReference(), got.GetMetadata())
+		}
+	}
+	if b := e.balance(avail); b != int64(len(nasty)*(len(nasty)+1)/2) {
+		t.Fatalf("available balance %d", b)
+	}
+}
+
 func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

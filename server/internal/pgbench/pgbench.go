@@ -58,6 +58,7 @@ type Result struct {
 	TPS       float64
 	Failed    int
 	Latencies []time.Duration // one per transaction, sorted
+	CPU       time.Duration   // pgbench's own user and system time (the client's share of the machine)
 }
 
 // Percentile returns the p-quantile (0..1) of the latencies.
@@ -115,7 +116,7 @@ func Run(ctx context.Context, db *sqlx.DB, o Options) (Result, error) {
 	if m == nil {
 		return Result{}, fmt.Errorf("no tps in pgbench output: %s", out)
 	}
-	r := Result{Clients: o.Clients}
+	r := Result{Clients: o.Clients, CPU: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
 	r.TPS, _ = strconv.ParseFloat(string(m[1]), 64)
 	if m := regexp.MustCompile(`number of failed transactions: ([0-9]+)`).FindSubmatch(out); m != nil {
 		r.Failed, _ = strconv.Atoi(string(m[1]))

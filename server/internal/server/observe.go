@@ -18,26 +18,27 @@ const RequestIDHeader = "Request-Id"
 
 var requestIDPattern = regexp.MustCompile(`^[0-9A-Za-z_.:-]{1,64}$`)
 
-type loggerKey struct{}
+type requestIDKey struct{}
 
-// Logger returns the request's logger (tagged with its request id), or fallback.
+// Logger returns fallback tagged with the request's id, if ctx has one. It is built when
+// something is logged, not for every request.
 func Logger(ctx context.Context, fallback *slog.Logger) *slog.Logger {
-	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
-		return l
+	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
+		return fallback.With("request_id", id)
 	}
 	return fallback
 }
 
-// withRequestID gives every HTTP request an id, echoes it in the response and tags the
-// request's logger with it.
-func withRequestID(logger *slog.Logger, next http.Handler) http.Handler {
+// withRequestID gives every HTTP request an id, echoes it in the response and keeps it in
+// the context for Logger.
+func withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(RequestIDHeader)
 		if !requestIDPattern.MatchString(id) {
 			id = ids.New("req")
 		}
 		w.Header().Set(RequestIDHeader, id)
-		ctx := context.WithValue(r.Context(), loggerKey{}, logger.With("request_id", id))
+		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
@@ -50,12 +51,14 @@ type edge struct {
 }
 
 func (e *edge) log(ctx context.Context, procedure string, start time.Time, err error) {
-	logger := Logger(ctx, e.logger)
 	level := slog.LevelInfo
 	if code := connect.CodeOf(err); err != nil && (code == connect.CodeInternal || code == connect.CodeUnknown) {
 		level = slog.LevelError
 	}
-	logger.Log(ctx, level, "rpc", "procedure", procedure, "code", metrics.Code(err),
+	if !e.logger.Enabled(ctx, level) {
+		return
+	}
+	Logger(ctx, e.logger).Log(ctx, level, "rpc", "procedure", procedure, "code", metrics.Code(err),
 		"duration_ms", float64(time.Since(start).Microseconds())/1000)
 }
 
@@ -63,7 +66,9 @@ func (e *edge) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return e.metrics.WrapUnary(func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		start := time.Now()
 		res, err := next(ctx, req)
-		err = toConnect(ctx, Logger(ctx, e.logger), req.Spec().Procedure, err)
+		if err != nil {
+			err = toConnect(ctx, Logger(ctx, e.logger), req.Spec().Procedure, err)
+		}
 		e.log(ctx, req.Spec().Procedure, start, err)
 		return res, err
 	})

@@ -190,7 +190,7 @@ func New(cfg Config) (*Server, error) {
 	})
 	// MaxBytesHandler bounds bodies that do not go through Connect (which has its own limit,
 	// applied after decompression).
-	s.handler = withRequestID(cfg.Logger, corsHandler.Handler(http.MaxBytesHandler(mux, cfg.MaxRequestBytes+4096)))
+	s.handler = withRequestID(corsHandler.Handler(http.MaxBytesHandler(mux, cfg.MaxRequestBytes+4096)))
 	return s, nil
 }
 

@@ -1,4 +1,6 @@
-package main
+// Package cpustat reads CPU time from /proc for the benchmarks, which report CPU per
+// operation: on a shared, noisy machine that is steadier than time.
+package cpustat
 
 import (
 	"bufio"
@@ -52,16 +54,16 @@ func readProcStat(pid int) (procTimes, error) {
 	}, nil
 }
 
-// processCPU is the CPU time pid has used so far.
-func processCPU(pid int) (time.Duration, error) {
+// ProcessCPU is the CPU time pid has used so far.
+func ProcessCPU(pid int) (time.Duration, error) {
 	t, err := readProcStat(pid)
 	return t.self, err
 }
 
-// postgresCPU is the CPU time of a PostgreSQL cluster so far: the postmaster, its live
+// PostgresCPU is the CPU time of a PostgreSQL cluster so far: the postmaster, its live
 // children (backends, checkpointer, WAL writer...) and the children it has reaped (ended
 // sessions), which the kernel adds to its cutime/cstime. The sum only grows.
-func postgresCPU(postmaster int) (time.Duration, error) {
+func PostgresCPU(postmaster int) (time.Duration, error) {
 	pm, err := readProcStat(postmaster)
 	if err != nil {
 		return 0, err
@@ -85,8 +87,8 @@ func postgresCPU(postmaster int) (time.Duration, error) {
 	return total, nil
 }
 
-// postmasterPID reads the postmaster's pid from its data directory.
-func postmasterPID(dataDir string) (int, error) {
+// PostmasterPID reads the postmaster's pid from its data directory.
+func PostmasterPID(dataDir string) (int, error) {
 	f, err := os.Open(filepath.Join(dataDir, "postmaster.pid"))
 	if err != nil {
 		return 0, err
@@ -99,8 +101,8 @@ func postmasterPID(dataDir string) (int, error) {
 	return strconv.Atoi(strings.TrimSpace(sc.Text()))
 }
 
-// selfCPU is this process's CPU time so far (every thread; not its children).
-func selfCPU() time.Duration {
+// SelfCPU is this process's CPU time so far (every thread; not its children).
+func SelfCPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
@@ -108,9 +110,9 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// machineCPU returns the busy and total CPU time of the whole machine (all cores) so far,
+// MachineCPU returns the busy and total CPU time of the whole machine (all cores) so far,
 // from the first line of /proc/stat.
-func machineCPU() (busy, total time.Duration) {
+func MachineCPU() (busy, total time.Duration) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0, 0
@@ -134,27 +136,29 @@ func machineCPU() (busy, total time.Duration) {
 	return time.Duration(sum-idle) * clockTick, time.Duration(sum) * clockTick
 }
 
-// cpuSnapshot is every CPU clock the benchmark reads, at one instant.
-type cpuSnapshot struct {
-	at                 time.Time
-	server             time.Duration
-	postgres           time.Duration
-	load               time.Duration
-	machineBusy, total time.Duration
-	postgresErr        error
+// Snapshot is every CPU clock the benchmark reads, at one instant.
+type Snapshot struct {
+	At                 time.Time
+	Server             time.Duration
+	Postgres           time.Duration
+	Load               time.Duration // this process
+	MachineBusy, Total time.Duration
+	PostgresErr        error
 }
 
-func takeSnapshot(serverPID, postmaster int) (cpuSnapshot, error) {
-	s := cpuSnapshot{at: time.Now(), load: selfCPU()}
+// TakeSnapshot reads the server process (pid, or none when 0), the cluster of postmaster (or
+// none when 0), this process and the machine.
+func TakeSnapshot(serverPID, postmaster int) (Snapshot, error) {
+	s := Snapshot{At: time.Now(), Load: SelfCPU()}
 	var err error
 	if serverPID > 0 {
-		if s.server, err = processCPU(serverPID); err != nil {
+		if s.Server, err = ProcessCPU(serverPID); err != nil {
 			return s, fmt.Errorf("server CPU: %w", err)
 		}
 	}
 	if postmaster > 0 {
-		s.postgres, s.postgresErr = postgresCPU(postmaster)
+		s.Postgres, s.PostgresErr = PostgresCPU(postmaster)
 	}
-	s.machineBusy, s.total = machineCPU()
+	s.MachineBusy, s.Total = MachineCPU()
 	return s, nil
 }
