@@ -87,6 +87,7 @@ func serveMain(args []string) error {
 		PublicURL:       url,
 		WorkerInterval:  time.Second,
 		DB:              db,
+		DatabaseURL:     *dbURL,
 		Logger:          logger,
 		Registry:        metrics.NewRegistry(),
 		AdminKeys:       []string{os.Getenv(envAdminKey)},

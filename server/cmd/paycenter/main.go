@@ -113,6 +113,7 @@ func newServer(cfg config.Config, db *sqlx.DB, logger *slog.Logger) (*server.Ser
 	return server.New(server.Config{
 		PublicURL:       cfg.PublicURL,
 		DB:              db,
+		DatabaseURL:     cfg.DatabaseURL,
 		Logger:          logger,
 		Registry:        metrics.NewRegistry(),
 		AdminKeys:       cfg.AdminKeys,

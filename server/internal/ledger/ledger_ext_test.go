@@ -469,7 +469,7 @@ func TestPendingIsPostedOrVoidedExactlyOnce(t *testing.T) {
 func TestPendingTransferTimesOutOnceWithTwoReplicas(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	replica := servertest.StartOn(t, e.srv.DB) // a second server sweeping the same database
+	replica := servertest.Replica(t, e.srv) // a second server sweeping the same database
 	m := e.merchant()
 	avail, fees := e.available(m), e.fees()
 	e.fund(avail, 1000)

@@ -292,8 +292,27 @@ func TestWatchPaymentStreamsChangesUntilFinalAndDrainsOnShutdown(t *testing.T) {
 		}
 	}
 
+	// A stream on another replica hears of a change the first one applied at once, through
+	// PostgreSQL's LISTEN/NOTIFY: well before its safety re-read (15 s).
+	replica := servertest.Replica(t, w.env)
+	select {
+	case <-replica.Server.Payments.Changes.Listening():
+	case <-ctx.Done():
+		t.Fatal("the replica never started listening for payment changes")
+	}
+	paid := w.create(t, &paycenterv1.CreatePaymentRequest{Amount: 255, Channel: paycenterv1.Channel_CHANNEL_ALIPAY})
+	soon, cancelSoon := context.WithTimeout(ctx, 5*time.Second)
+	defer cancelSoon()
+	watching, err := replica.Client(w.tenant.APIKey).Payments.WatchPayment(soon, connect.NewRequest(&paycenterv1.WatchPaymentRequest{TradeNo: paid.TradeNo}))
+	if err != nil || !watching.Receive() {
+		t.Fatalf("watch on the replica: %v", err)
+	}
+	w.pay(t, paid)
+	if !watching.Receive() || watching.Msg().Payment.Status != paycenterv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED {
+		t.Fatalf("the replica's stream did not hear of the payment: %v %v", watching.Msg(), watching.Err())
+	}
+
 	// A replica shutting down ends its open streams instead of waiting for them.
-	replica := servertest.StartOn(t, w.env.DB)
 	pending := w.create(t, &paycenterv1.CreatePaymentRequest{Amount: 260, Channel: paycenterv1.Channel_CHANNEL_ALIPAY})
 	open, err := replica.Client(w.tenant.APIKey).Payments.WatchPayment(ctx, connect.NewRequest(&paycenterv1.WatchPaymentRequest{TradeNo: pending.TradeNo}))
 	if err != nil || !open.Receive() {
@@ -398,7 +417,7 @@ func TestWebhookReceiverDownThenUpGetsTheEventWithEveryAttemptRecorded(t *testin
 
 func TestTwoReplicasOnOneDatabaseNeverDoubleProcess(t *testing.T) {
 	w := newWorld(t)
-	replica := servertest.StartOn(t, w.env.DB)
+	replica := servertest.Replica(t, w.env)
 	ctx := context.Background()
 	// Callbacks dropped: both replicas' compensation workers race for every payment.
 	var trades []string

@@ -36,6 +36,8 @@ type Config struct {
 	// FirstCheck is when the compensation worker first asks the channel about a new payment
 	// (default 10s; most payers pay within a minute, and callbacks usually come first).
 	FirstCheck time.Duration
+	// Changes wakes WatchPayment streams when their payment changes; nil: they poll.
+	Changes *Changes
 }
 
 // Service holds the payment rules.

@@ -9,15 +9,27 @@ import (
 	"github.com/paycenter/paycenter/server/internal/errs"
 )
 
-// watchInterval is how often a watched payment is re-read. Reading the row works the same on
-// every replica, whichever one applied the change.
+// watchInterval is how often a watched payment is re-read without Changes. Reading the row
+// works the same on every replica, whichever one applied the change.
 const watchInterval = 300 * time.Millisecond
+
+// watchSafetyInterval is how often a watched payment is re-read with Changes, which wake the
+// stream on every change: only a bound on staleness should a notification ever be lost.
+const watchSafetyInterval = 15 * time.Second
 
 // Watch sends the payment now and after every change until it is final or ctx ends. The
 // caller is the owning app, or a browser holding the payment's cashier token.
 func (s *Service) Watch(ctx context.Context, tradeNo, cashierToken string, send func(Payment) error) error {
 	if tradeNo == "" {
 		return errs.Invalid("trade_no", "is required")
+	}
+	// Subscribe before the first read, so that no change falls between the two.
+	interval, changed := watchInterval, (<-chan struct{})(nil)
+	if s.Changes != nil {
+		var done func()
+		changed, done = s.Changes.Subscribe(tradeNo)
+		defer done()
+		interval = watchSafetyInterval
 	}
 	p, err := getPayment(ctx, s.DB, tradeNo, false)
 	if err != nil {
@@ -32,7 +44,7 @@ func (s *Service) Watch(ctx context.Context, tradeNo, cashierToken string, send 
 	default:
 		return errs.NotFound("payment %s", tradeNo)
 	}
-	t := time.NewTicker(watchInterval)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	var last time.Time
 	for {
@@ -48,6 +60,7 @@ func (s *Service) Watch(ctx context.Context, tradeNo, cashierToken string, send 
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-changed:
 		case <-t.C:
 		}
 		if p, err = getPayment(ctx, s.DB, tradeNo, false); err != nil {

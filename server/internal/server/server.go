@@ -53,6 +53,9 @@ type Config struct {
 	// WebhookSchedule overrides the webhook back-off (tests compress it); nil: about 24 hours.
 	WebhookSchedule []time.Duration
 	DB              *sqlx.DB
+	// DatabaseURL is DB's connection string, for the connection that LISTENs for payment
+	// changes; empty leaves WatchPayment streams polling their rows.
+	DatabaseURL     string
 	Logger          *slog.Logger
 	Registry        *prometheus.Registry
 	AdminKeys       []string
@@ -149,6 +152,9 @@ func New(cfg Config) (*Server, error) {
 		DB: cfg.DB, Merchants: merchants, Channels: cfg.Channels, Books: bookkeeping, PublicURL: cfg.PublicURL,
 		Logger: cfg.Logger, Metrics: payment.NewMetrics(cfg.Registry), FirstCheck: cfg.FirstCheck, Now: cfg.Now,
 	})
+	if cfg.DatabaseURL != "" {
+		payments.Changes = payment.NewChanges(cfg.DatabaseURL, cfg.Logger)
+	}
 	evs := events{outbox: webhooks, payments: payments}
 	payments.Events = evs.paymentEvents()
 	refunds := refund.NewService(refund.Config{
@@ -162,6 +168,9 @@ func New(cfg Config) (*Server, error) {
 		func(ctx context.Context) { payments.RunCompensation(ctx, cfg.WorkerInterval) },
 		func(ctx context.Context) { refunds.RunWorker(ctx, cfg.WorkerInterval) },
 		func(ctx context.Context) { checkBooks(ctx, ledgers, cfg.Logger) },
+	}
+	if payments.Changes != nil {
+		s.workers = append(s.workers, payments.Changes.Run)
 	}
 
 	mux := http.NewServeMux()

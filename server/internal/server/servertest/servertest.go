@@ -16,6 +16,7 @@ import (
 
 	paycenter "github.com/paycenter/paycenter/clients/go"
 	"github.com/paycenter/paycenter/server/internal/metrics"
+	"github.com/paycenter/paycenter/server/internal/pgdb"
 	"github.com/paycenter/paycenter/server/internal/pgdb/pgtest"
 	"github.com/paycenter/paycenter/server/internal/secret"
 	"github.com/paycenter/paycenter/server/internal/server"
@@ -27,13 +28,15 @@ const AdminKey = "test-admin-key-0123456789abcdef"
 // Env is a running test server.
 type Env struct {
 	// Stop shuts the server down gracefully (once) and returns what Serve returned.
-	Stop     func() error
-	URL      string
-	DB       *sqlx.DB
-	Server   *server.Server
-	Registry *prometheus.Registry
-	Keyring  *secret.Keyring
-	Logger   *slog.Logger
+	Stop func() error
+	URL  string
+	DB   *sqlx.DB
+	// DatabaseURL is DB's connection string.
+	DatabaseURL string
+	Server      *server.Server
+	Registry    *prometheus.Registry
+	Keyring     *secret.Keyring
+	Logger      *slog.Logger
 }
 
 // Option adjusts the server's configuration before it starts.
@@ -43,12 +46,22 @@ type Option func(*server.Config)
 // see its logs.
 func Start(tb testing.TB, opts ...Option) *Env {
 	tb.Helper()
-	db := pgtest.DB(tb)
-	return StartOn(tb, db, opts...)
+	dbURL := pgtest.URL(tb)
+	db, err := pgdb.Open(context.Background(), dbURL, 20)
+	if err != nil {
+		tb.Fatalf("open test database: %v", err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return start(tb, db, dbURL, opts)
 }
 
-// StartOn runs a server on db (e.g. a second replica on the same database).
-func StartOn(tb testing.TB, db *sqlx.DB, opts ...Option) *Env {
+// Replica runs a second server on primary's database, as another replica would.
+func Replica(tb testing.TB, primary *Env, opts ...Option) *Env {
+	tb.Helper()
+	return start(tb, primary.DB, primary.DatabaseURL, opts)
+}
+
+func start(tb testing.TB, db *sqlx.DB, dbURL string, opts []Option) *Env {
 	tb.Helper()
 	keyring, err := secret.ParseKeyring("test:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
 	if err != nil {
@@ -69,6 +82,7 @@ func StartOn(tb testing.TB, db *sqlx.DB, opts ...Option) *Env {
 		FirstCheck:      time.Second,
 		WebhookSchedule: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond},
 		DB:              db,
+		DatabaseURL:     dbURL,
 		Logger:          logger,
 		Registry:        metrics.NewRegistry(),
 		AdminKeys:       []string{AdminKey},
@@ -101,7 +115,7 @@ func StartOn(tb testing.TB, db *sqlx.DB, opts ...Option) *Env {
 			tb.Errorf("server shutdown: %v", err)
 		}
 	})
-	return &Env{Stop: stop, URL: url, DB: db, Server: srv, Registry: cfg.Registry, Keyring: keyring, Logger: logger}
+	return &Env{Stop: stop, URL: url, DB: db, DatabaseURL: dbURL, Server: srv, Registry: cfg.Registry, Keyring: keyring, Logger: logger}
 }
 
 // Client returns a Go client that authenticates with key.
