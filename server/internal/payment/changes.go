@@ -10,7 +10,8 @@ import (
 )
 
 // changesChannel is the PostgreSQL notification channel on which a trigger (migration 00006)
-// sends a payment's trade_no whenever its updated_at changes, whichever replica changed it.
+// sends a payment's trade_no whenever its status, refunded amount or duplicate flag changes,
+// whichever replica changed it.
 const changesChannel = "paycenter_payment_changed"
 
 // Changes wakes this replica's WatchPayment streams when PostgreSQL reports that their payment
