@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lib/pq"
@@ -22,6 +23,7 @@ type Changes struct {
 	logger *slog.Logger
 
 	listening chan struct{} // closed once LISTEN took effect
+	live      atomic.Bool   // listening now (false while the connection is down)
 
 	mu   sync.Mutex
 	subs map[string]map[chan struct{}]struct{}
@@ -37,6 +39,10 @@ func NewChanges(dsn string, logger *slog.Logger) *Changes {
 
 // Listening is closed once Run's LISTEN took effect: changes made from then on wake watchers.
 func (c *Changes) Listening() <-chan struct{} { return c.listening }
+
+// Live reports whether changes wake watchers now; while it is false (not yet listening, or
+// the connection was lost) watchers must poll.
+func (c *Changes) Live() bool { return c != nil && c.live.Load() }
 
 // Subscribe returns a channel that receives after payment tradeNo changes (several changes
 // may arrive as one), and the function that ends the subscription.
@@ -83,6 +89,9 @@ func (c *Changes) wake(tradeNo string) {
 // woken, because notifications sent while it was down are lost.
 func (c *Changes) Run(ctx context.Context) {
 	l := pq.NewListener(c.dsn, 100*time.Millisecond, 10*time.Second, func(ev pq.ListenerEventType, err error) {
+		if ev == pq.ListenerEventDisconnected {
+			c.live.Store(false)
+		}
 		switch {
 		case ev == pq.ListenerEventConnectionAttemptFailed && ctx.Err() == nil:
 			c.logger.Warn("payment changes: cannot connect to listen", "error", err)
@@ -93,6 +102,7 @@ func (c *Changes) Run(ctx context.Context) {
 	stop := context.AfterFunc(ctx, func() { _ = l.Close() })
 	defer stop()
 	defer l.Close()
+	defer c.live.Store(false)
 	// Listen blocks until the server confirms (reconnecting as needed) or Close is called.
 	if err := l.Listen(changesChannel); err != nil {
 		if ctx.Err() == nil {
@@ -100,6 +110,7 @@ func (c *Changes) Run(ctx context.Context) {
 		}
 		return
 	}
+	c.live.Store(true)
 	close(c.listening)
 	c.wake("") // anything that changed before LISTEN took effect
 	ping := time.NewTicker(time.Minute)
@@ -113,6 +124,7 @@ func (c *Changes) Run(ctx context.Context) {
 			case !ok:
 				return
 			case n == nil: // reconnected: notifications may have been missed
+				c.live.Store(true)
 				c.wake("")
 			default:
 				c.wake(n.Extra)

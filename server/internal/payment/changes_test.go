@@ -29,6 +29,9 @@ func TestChangesWakeTheRightWatchersAndAllAfterReconnecting(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("never listening")
 	}
+	if !c.Live() {
+		t.Fatal("listening, but not live")
+	}
 	t1, stop1 := c.Subscribe("T1")
 	defer stop1()
 	t2, stop2 := c.Subscribe("T2")

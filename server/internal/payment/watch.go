@@ -9,12 +9,13 @@ import (
 	"github.com/paycenter/paycenter/server/internal/errs"
 )
 
-// watchInterval is how often a watched payment is re-read without Changes. Reading the row
-// works the same on every replica, whichever one applied the change.
+// watchInterval is how often a watched payment is re-read when no Changes wake the stream
+// (none configured, or its connection is down). Reading the row works the same on every
+// replica, whichever one applied the change.
 const watchInterval = 300 * time.Millisecond
 
-// watchSafetyInterval is how often a watched payment is re-read with Changes, which wake the
-// stream on every change: only a bound on staleness should a notification ever be lost.
+// watchSafetyInterval is how often a watched payment is re-read while Changes are live and
+// wake the stream on every change: only a bound on staleness should a notification be lost.
 const watchSafetyInterval = 15 * time.Second
 
 // Watch sends the payment now and after every change until it is final or ctx ends. The
@@ -24,14 +25,14 @@ func (s *Service) Watch(ctx context.Context, tradeNo, cashierToken string, send 
 		return errs.Invalid("trade_no", "is required")
 	}
 	// Subscribe before the first read, so that no change falls between the two.
-	interval, changed := watchInterval, (<-chan struct{})(nil)
+	var changed <-chan struct{}
 	if s.Changes != nil {
 		var done func()
 		changed, done = s.Changes.Subscribe(tradeNo)
 		defer done()
-		interval = watchSafetyInterval
 	}
 	p, err := getPayment(ctx, s.DB, tradeNo, false)
+	read := time.Now()
 	if err != nil {
 		return err
 	}
@@ -44,7 +45,7 @@ func (s *Service) Watch(ctx context.Context, tradeNo, cashierToken string, send 
 	default:
 		return errs.NotFound("payment %s", tradeNo)
 	}
-	t := time.NewTicker(interval)
+	t := time.NewTicker(watchInterval)
 	defer t.Stop()
 	var last time.Time
 	for {
@@ -62,10 +63,14 @@ func (s *Service) Watch(ctx context.Context, tradeNo, cashierToken string, send 
 			return nil
 		case <-changed:
 		case <-t.C:
+			if s.Changes.Live() && time.Since(read) < watchSafetyInterval {
+				continue // changes wake us
+			}
 		}
 		if p, err = getPayment(ctx, s.DB, tradeNo, false); err != nil {
 			return err
 		}
+		read = time.Now()
 	}
 }
 
