@@ -64,6 +64,8 @@ type summary struct {
 		ServerLifetimeMs     float64 `json:"server_lifetime_ms"`
 		Method               string  `json:"method"`
 	} `json:"cpu"`
+	// RSASignMs is one RSA-2048 signature's CPU time, measured in the same run (rsaSignCPU).
+	RSASignMs       float64 `json:"rsa_sign_ms"`
 	TargetServerMs  float64 `json:"target_server_ms_per_payment"`
 	ServerCPUPass   bool    `json:"server_cpu_pass"`
 	RatioToBaseline float64 `json:"ratio_to_baseline,omitempty"`
@@ -163,6 +165,12 @@ func run(ctx context.Context, c config) error {
 		}
 		s.Baseline = &b
 	}
+
+	sign, err := rsaSignCPU()
+	if err != nil {
+		return fmt.Errorf("RSA baseline: %w", err)
+	}
+	s.RSASignMs = ms(sign)
 
 	adminKey := "bench-admin-" + randomSecret(18)
 	serverURL := url
@@ -450,6 +458,10 @@ func printSummary(out io.Writer, s *summary) {
 	fmt.Fprintf(out, "  %-44s %7s %10s %8.2fms %8.2fms\n", "  of which CreatePayment (incl. prepay)", "", "", p.CreateP50ms, p.CreateP99ms)
 	fmt.Fprintln(out)
 	fmt.Fprintf(out, "  %-36s %8.2f ms   target ≤ %.1f ms: %s\n", "server CPU per payment", s.CPU.ServerMsPerPayment, s.TargetServerMs, verdict(s.ServerCPUPass))
+	if s.RSASignMs > 0 {
+		fmt.Fprintf(out, "  %-36s %8.2f ms   (measured in this run; every prepay needs one: server CPU per payment = %.1f of them)\n",
+			"one RSA-2048 signature", s.RSASignMs, s.CPU.ServerMsPerPayment/s.RSASignMs)
+	}
 	if s.CPU.PostgresMsPerPayment > 0 {
 		extra := ""
 		if s.Baseline != nil && s.Baseline.PostgresCPU > 0 {
@@ -516,6 +528,9 @@ func writeSummary(path string, s *summary) error {
 	fmt.Fprintf(&b, "| payments: create → pay → callback → webhook | %d | %.1f | %.2f ms | %.2f ms |\n\n", s.Concurrency, s.Payments.PerSecond, s.Payments.P50ms, s.Payments.P99ms)
 	b.WriteString("| measure | value |\n|---|---:|\n")
 	fmt.Fprintf(&b, "| server CPU per payment (target ≤ %.1f ms) | %.2f ms %s |\n", s.TargetServerMs, s.CPU.ServerMsPerPayment, verdict(s.ServerCPUPass))
+	if s.RSASignMs > 0 {
+		fmt.Fprintf(&b, "| one RSA-2048 signature (every prepay needs one) | %.2f ms |\n", s.RSASignMs)
+	}
 	if s.CPU.PostgresMsPerPayment > 0 {
 		fmt.Fprintf(&b, "| PostgreSQL CPU per payment | %.2f ms |\n", s.CPU.PostgresMsPerPayment)
 	}
