@@ -38,11 +38,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		invariantsOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "paycenter_ledger_invariants_ok",
-			Help: "1 if the last invariant check proved the books add up, 0 if it found a violation.",
+			Help: "1 if the latest invariant check (by any replica) proved the books add up, 0 if it found a violation.",
 		}),
 		invariantChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "paycenter_ledger_invariant_checks_total",
-			Help: "Invariant checks run, by result (ok, violated, error).",
+			Help: "Invariant checks run by this replica, by result (ok, violated, error).",
 		}, []string{"result"}),
 	}
 	if reg != nil {

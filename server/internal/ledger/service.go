@@ -513,7 +513,16 @@ func (s *Service) CheckInvariants(ctx context.Context) (InvariantReport, error) 
 	if _, err := auth.RequireAdmin(ctx); err != nil {
 		return InvariantReport{}, err
 	}
+	return s.checkInvariants(ctx)
+}
+
+// checkInvariants runs the check, exports its result and records it as the latest for every
+// replica (see RunInvariantChecks).
+func (s *Service) checkInvariants(ctx context.Context) (InvariantReport, error) {
 	rep, err := s.store.checkInvariants(ctx)
+	if err == nil {
+		err = s.recordInvariants(ctx, rep)
+	}
 	if err != nil {
 		s.metrics.invariantChecks.WithLabelValues("error").Inc()
 		return InvariantReport{}, err

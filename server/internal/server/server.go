@@ -50,6 +50,9 @@ type Config struct {
 	Now func() time.Time
 	// FirstCheck is when a new payment is first checked at its channel (default 10s).
 	FirstCheck time.Duration
+	// InvariantInterval is how often the replicas, taking turns, prove the ledger's books
+	// (default 10 minutes).
+	InvariantInterval time.Duration
 	// WebhookSchedule overrides the webhook back-off (tests compress it); nil: about 24 hours.
 	WebhookSchedule []time.Duration
 	DB              *sqlx.DB
@@ -105,6 +108,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.WorkerInterval <= 0 {
 		cfg.WorkerInterval = time.Second
+	}
+	if cfg.InvariantInterval <= 0 {
+		cfg.InvariantInterval = 10 * time.Minute
 	}
 	if cfg.Channels == nil {
 		// One pooled client for the gateways: the default transport keeps only two idle
@@ -167,7 +173,7 @@ func New(cfg Config) (*Server, error) {
 		func(ctx context.Context) { _ = webhooks.Run(ctx) },
 		func(ctx context.Context) { payments.RunCompensation(ctx, cfg.WorkerInterval) },
 		func(ctx context.Context) { refunds.RunWorker(ctx, cfg.WorkerInterval) },
-		func(ctx context.Context) { checkBooks(ctx, ledgers, cfg.Logger) },
+		func(ctx context.Context) { ledgers.RunInvariantChecks(ctx, cfg.InvariantInterval) },
 	}
 	if payments.Changes != nil {
 		s.workers = append(s.workers, payments.Changes.Run)
@@ -243,28 +249,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
-}
-
-// checkBooks proves the ledger adds up every few minutes, so the invariant metric (and its
-// alert) means something without anyone calling CheckInvariants.
-func checkBooks(ctx context.Context, ledgers *ledger.Service, logger *slog.Logger) {
-	ctx = auth.WithPrincipal(ctx, auth.Principal{Kind: auth.KindAdmin})
-	t := time.NewTicker(10 * time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		rep, err := ledgers.CheckInvariants(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			logger.ErrorContext(ctx, "ledger invariant check", "error", err)
-		case len(rep.Violations) > 0:
-			logger.ErrorContext(ctx, "LEDGER INVARIANTS VIOLATED", "violations", rep.Violations)
-		}
-	}
 }
 
 // drainer ends streaming handlers when the server shuts down, so Shutdown does not wait for
