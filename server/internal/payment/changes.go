@@ -106,7 +106,7 @@ func (c *Changes) Run(ctx context.Context) {
 	// Listen blocks until the server confirms (reconnecting as needed) or Close is called.
 	if err := l.Listen(changesChannel); err != nil {
 		if ctx.Err() == nil {
-			c.logger.Error("payment changes: LISTEN failed; watchers fall back to slow polling", "error", err)
+			c.logger.Error("payment changes: LISTEN failed; watchers poll instead", "error", err)
 		}
 		return
 	}
