@@ -266,34 +266,17 @@ func printResult(r, baseline result) {
 // --- baseline ---------------------------------------------------------------------------
 
 func runPgbench(ctx context.Context, c config, db *sqlx.DB, binDir, url string, postmaster int) (result, error) {
-	pg0 := postgresCPU(postmaster)
-	busy0, total0 := cpustat.MachineCPU()
 	r, err := pgbench.Run(ctx, db, pgbench.Options{BinDir: binDir, URL: url, Clients: c.pgbenchClients,
-		Accounts: c.accounts, Duration: c.duration})
+		Accounts: c.accounts, Duration: c.duration, Postmaster: postmaster})
 	if err != nil {
 		return result{}, err
 	}
 	res := result{name: "pgbench baseline (2 UPDATE + 2 INSERT)", clients: c.pgbenchClients, perSecond: r.TPS,
-		p50: r.Percentile(0.50), p99: r.Percentile(0.99), failed: r.Failed}
-	if busy1, total1 := cpustat.MachineCPU(); total1 > total0 {
-		res.machineBusy = float64(busy1-busy0) / float64(total1-total0)
-	}
+		p50: r.Percentile(0.50), p99: r.Percentile(0.99), failed: r.Failed, machineBusy: r.MachineBusy}
 	if n := time.Duration(len(r.Latencies)); n > 0 {
-		res.clientCPU = r.CPU / n
-		if postmaster > 0 {
-			res.postgresCPU = (postgresCPU(postmaster) - pg0) / n
-		}
+		res.clientCPU, res.postgresCPU = r.CPU/n, r.PostgresCPU/n
 	}
 	return res, nil
-}
-
-// postgresCPU is the CPU time of the cluster of postmaster so far (0 when there is none).
-func postgresCPU(postmaster int) time.Duration {
-	if postmaster == 0 {
-		return 0
-	}
-	t, _ := cpustat.PostgresCPU(postmaster)
-	return t
 }
 
 func percentile(lat []time.Duration, p float64) time.Duration {
@@ -436,10 +419,12 @@ func driveLedger(ctx context.Context, c *paycenter.Client, accounts []string, na
 	go func() {
 		defer wg.Done()
 		time.Sleep(time.Until(measureFrom))
-		self0, pg0 = cpustat.SelfCPU(), postgresCPU(postmaster)
+		self0 = cpustat.SelfCPU()
+		pg0, _ = cpustat.PostgresCPU(postmaster)
 		busy0, total0 = cpustat.MachineCPU()
 		time.Sleep(time.Until(stopAt))
-		self1, pg1 = cpustat.SelfCPU(), postgresCPU(postmaster)
+		self1 = cpustat.SelfCPU()
+		pg1, _ = cpustat.PostgresCPU(postmaster)
 		busy1, total1 = cpustat.MachineCPU()
 	}()
 	for g := range clients {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"github.com/paycenter/paycenter/server/internal/cpustat"
 	"github.com/paycenter/paycenter/server/internal/pgbench"
 )
 
@@ -25,19 +24,14 @@ type baseline struct {
 
 // runPgbench runs the baseline; postmaster (0 when unknown) lets it measure PostgreSQL's CPU.
 func runPgbench(ctx context.Context, c config, db *sqlx.DB, binDir, url string, postmaster int) (baseline, error) {
-	var pgBefore time.Duration
-	if postmaster > 0 {
-		pgBefore, _ = cpustat.PostgresCPU(postmaster)
-	}
 	r, err := pgbench.Run(ctx, db, pgbench.Options{BinDir: binDir, URL: url, Clients: c.pgbenchClients,
-		Accounts: c.accounts, Duration: c.duration})
+		Accounts: c.accounts, Duration: c.duration, Postmaster: postmaster})
 	if err != nil {
 		return baseline{}, err
 	}
 	b := baseline{Clients: c.pgbenchClients, TPS: r.TPS, Failed: r.Failed, P50ms: ms(r.Percentile(0.50)), P99ms: ms(r.Percentile(0.99))}
-	if postmaster > 0 && len(r.Latencies) > 0 {
-		after, _ := cpustat.PostgresCPU(postmaster)
-		b.PostgresCPU = ms(after-pgBefore) / float64(len(r.Latencies))
+	if r.PostgresCPU > 0 && len(r.Latencies) > 0 {
+		b.PostgresCPU = ms(r.PostgresCPU) / float64(len(r.Latencies))
 	}
 	return b, nil
 }

@@ -64,6 +64,9 @@ func ProcessCPU(pid int) (time.Duration, error) {
 // children (backends, checkpointer, WAL writer...) and the children it has reaped (ended
 // sessions), which the kernel adds to its cutime/cstime. The sum only grows.
 func PostgresCPU(postmaster int) (time.Duration, error) {
+	if postmaster <= 0 {
+		return 0, nil // no cluster of ours to watch
+	}
 	pm, err := readProcStat(postmaster)
 	if err != nil {
 		return 0, err

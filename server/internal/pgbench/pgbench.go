@@ -21,6 +21,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/paycenter/paycenter/server/internal/cpustat"
 	"github.com/paycenter/paycenter/server/internal/pgdb"
 )
 
@@ -50,6 +51,9 @@ type Options struct {
 	Clients  int
 	Accounts int
 	Duration time.Duration
+	// Postmaster, when not 0, is the cluster's postmaster pid: Run then measures PostgreSQL's
+	// CPU time during the run.
+	Postmaster int
 }
 
 // Result is what pgbench measured.
@@ -59,6 +63,10 @@ type Result struct {
 	Failed    int
 	Latencies []time.Duration // one per transaction, sorted
 	CPU       time.Duration   // pgbench's own user and system time (the client's share of the machine)
+	// PostgresCPU is the cluster's CPU time while pgbench ran (0 without Options.Postmaster);
+	// MachineBusy is the share of the machine's CPU time that was busy (anyone's).
+	PostgresCPU time.Duration
+	MachineBusy float64
 }
 
 // Percentile returns the p-quantile (0..1) of the latencies.
@@ -108,15 +116,23 @@ func Run(ctx context.Context, db *sqlx.DB, o Options) (Result, error) {
 		return Result{}, err
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	// Only pgbench's own run is measured: not the setup above (its CHECKPOINT especially).
+	pg0, _ := cpustat.PostgresCPU(o.Postmaster)
+	busy0, total0 := cpustat.MachineCPU()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: %s", err, out)
 	}
+	busy1, total1 := cpustat.MachineCPU()
+	pg1 := settledPostgresCPU(o.Postmaster)
 	m := regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`).FindSubmatch(out)
 	if m == nil {
 		return Result{}, fmt.Errorf("no tps in pgbench output: %s", out)
 	}
-	r := Result{Clients: o.Clients, CPU: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
+	r := Result{Clients: o.Clients, CPU: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), PostgresCPU: pg1 - pg0}
+	if total1 > total0 {
+		r.MachineBusy = float64(busy1-busy0) / float64(total1-total0)
+	}
 	r.TPS, _ = strconv.ParseFloat(string(m[1]), 64)
 	if m := regexp.MustCompile(`number of failed transactions: ([0-9]+)`).FindSubmatch(out); m != nil {
 		r.Failed, _ = strconv.Atoi(string(m[1]))
@@ -126,6 +142,22 @@ func Run(ctx context.Context, db *sqlx.DB, o Options) (Result, error) {
 	}
 	slices.Sort(r.Latencies)
 	return r, nil
+}
+
+// settledPostgresCPU reads the cluster's CPU time once pgbench's sessions have ended: a
+// backend's time counts only once the postmaster has reaped it, a moment after pgbench exits.
+// The cluster is otherwise idle, so the total stops growing then.
+func settledPostgresCPU(postmaster int) time.Duration {
+	last, _ := cpustat.PostgresCPU(postmaster)
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		now, _ := cpustat.PostgresCPU(postmaster)
+		if now-last < time.Millisecond {
+			return now
+		}
+		last = now
+	}
+	return last
 }
 
 // latencies reads pgbench's per-transaction logs: "client tx latency_us script epoch us".
