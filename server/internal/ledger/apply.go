@@ -22,7 +22,7 @@ type applyOptions struct {
 // apply runs the engine in tx for requests (each with its own chains and results) and for
 // expire, pending transfers the sweeper found past their timeout. It locks every account it
 // may touch, in id order, before reading anything that depends on them.
-func (s *Service) apply(ctx context.Context, tx *sqlx.Tx, requests [][]Transfer, expire []string, opts applyOptions) ([][]*entry, *engine, error) {
+func (s *Service) apply(ctx context.Context, tx *batchTx, requests [][]Transfer, expire []string, opts applyOptions) ([][]*entry, *engine, error) {
 	batch := make([][]*entry, len(requests))
 	lock := map[string]bool{}
 	refs := map[string]bool{}
@@ -129,7 +129,7 @@ func (s *Service) Post(ctx context.Context, tx *sqlx.Tx, transfers []Transfer) (
 	if len(transfers) == 0 || len(transfers) > MaxTransfersPerRequest {
 		return nil, errs.Invalid("transfers", "must hold 1 to %d transfers", MaxTransfersPerRequest)
 	}
-	batch, e, err := s.apply(ctx, tx, [][]Transfer{transfers}, nil, applyOptions{})
+	batch, e, err := s.apply(ctx, callerTx(tx), [][]Transfer{transfers}, nil, applyOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("post ledger transfers: %w", err)
 	}
@@ -137,15 +137,8 @@ func (s *Service) Post(ctx context.Context, tx *sqlx.Tx, transfers []Transfer) (
 	return results(batch[0]), nil
 }
 
-// errResolutionRace reports a pending transfer resolved by someone else between our read and
-// our update; it cannot happen while accounts are locked, and is retried if it does.
-var errResolutionRace = errors.New("pending transfer resolved concurrently")
-
 // retryable reports errors after which the whole batch transaction may simply run again.
 func retryable(err error) bool {
-	if errors.Is(err, errResolutionRace) {
-		return true
-	}
 	var pqErr *pq.Error
 	if errors.As(err, &pqErr) {
 		switch pqErr.Code {

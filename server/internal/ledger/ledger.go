@@ -61,9 +61,7 @@
 // code's default limits (DefaultLimits) when missing. Post applies transfers with exactly the
 // rules and lock order of CreateTransfers. Callers should post once per transaction, as late
 // as possible (accounts stay locked until the caller commits), and must not lock ledger
-// accounts themselves in another order. The transaction must come from the *sqlx.DB the
-// Service was built on (Post runs a statement prepared on it) and is left with
-// plan_cache_mode = force_custom_plan until it ends. Post does no authorisation: the caller
+// accounts themselves in another order. Post does no authorisation: the caller
 // is trusted domain code. An error from Post (not a refusal) leaves the transaction
 // unusable: roll back and retry the whole transaction.
 //

@@ -124,8 +124,8 @@ func (s *Service) sweep(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	var e *engine
-	err = s.inTx(ctx, func(tx *sqlx.Tx) (err error) {
-		_, e, err = s.apply(ctx, tx, nil, expired, applyOptions{})
+	err = s.inBatchTx(ctx, func(b *batchTx) (err error) {
+		_, e, err = s.apply(ctx, b, nil, expired, applyOptions{})
 		return err
 	})
 	if err != nil {
@@ -138,16 +138,25 @@ func (s *Service) sweep(ctx context.Context) (int, error) {
 // inTx runs fn in a transaction, again when it fails in a way a new attempt can fix
 // (deadlock, a concurrent insert of the same transfer id).
 func (s *Service) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	return retry(ctx, func() error { return pgdb.InTx(ctx, s.db, fn) })
+}
+
+// inBatchTx is inTx for a batch that owns its transaction (see batchTx).
+func (s *Service) inBatchTx(ctx context.Context, fn func(b *batchTx) error) error {
+	return retry(ctx, func() error { return ownTx(ctx, s.db, fn) })
+}
+
+func retry(ctx context.Context, attempt func() error) error {
 	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		if attempt > 0 {
+	for n := 0; n < 5; n++ {
+		if n > 0 {
 			select {
 			case <-ctx.Done():
 				return errors.Join(err, ctx.Err())
-			case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
+			case <-time.After(time.Duration(n) * 5 * time.Millisecond):
 			}
 		}
-		if err = pgdb.InTx(ctx, s.db, fn); err == nil || !retryable(err) {
+		if err = attempt(); err == nil || !retryable(err) {
 			return err
 		}
 	}
@@ -158,7 +167,7 @@ func (s *Service) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 var errNoRequests = errors.New("no requests queued")
 
 // commit applies the requests of one group-commit batch in one transaction. It takes the
-// requests only once the transaction has begun, so that the batch gathers meanwhile.
+// requests once it holds a connection, so that the batch gathers meanwhile.
 func (s *Service) commit(take func() []*call) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.BatchTimeout)
 	defer cancel()
@@ -168,7 +177,7 @@ func (s *Service) commit(take func() []*call) {
 		e     *engine
 	)
 	start := time.Now()
-	err := s.inTx(ctx, func(tx *sqlx.Tx) (err error) {
+	err := s.inBatchTx(ctx, func(b *batchTx) (err error) {
 		if calls == nil { // a retry keeps its requests
 			if calls = take(); calls == nil {
 				return errNoRequests
@@ -178,7 +187,7 @@ func (s *Service) commit(take func() []*call) {
 		for i, c := range calls {
 			requests[i] = c.transfers
 		}
-		batch, e, err = s.apply(ctx, tx, requests, nil, applyOptions{})
+		batch, e, err = s.apply(ctx, b, requests, nil, applyOptions{})
 		return err
 	})
 	switch {

@@ -99,7 +99,7 @@ func (s *Service) settle(ctx context.Context, available Account, month string, e
 		}
 		// Lock first: concurrent runs (other replicas) for this merchant wait here, then see
 		// the settlement recorded by the first.
-		locked, now, _, err := s.store.lockAndRead(ctx, tx, keys(map[string]bool{available.ID: true, payable.ID: true}), nil)
+		locked, now, _, err := s.store.lockAndRead(ctx, callerTx(tx), keys(map[string]bool{available.ID: true, payable.ID: true}), nil)
 		if err != nil {
 			return err
 		}
@@ -142,7 +142,7 @@ func (s *Service) settle(ctx context.Context, available Account, month string, e
 				DebitAccountID: available.ID, CreditAccountID: payable.ID, Amount: amount, Currency: available.Currency,
 				Code: CodeSettlement, Reference: "settlement:" + month, Metadata: map[string]string{"month": month},
 			}
-			batch, e, err := s.apply(ctx, tx, [][]Transfer{{t}}, nil, applyOptions{reservedIDs: true})
+			batch, e, err := s.apply(ctx, callerTx(tx), [][]Transfer{{t}}, nil, applyOptions{reservedIDs: true})
 			if err != nil {
 				return err
 			}

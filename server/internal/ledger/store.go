@@ -9,7 +9,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -19,34 +18,13 @@ import (
 )
 
 // Store is the ledger's SQL. Methods that take a sqlx.ExtContext run on the caller's
-// transaction (or the pool, for reads).
+// transaction (or the pool, for reads); those that take a batchTx, in a batch's.
 type Store struct {
 	db *sqlx.DB
-
-	mu    sync.Mutex
-	stmts map[string]*sqlx.Stmt
 }
 
 // NewStore returns a Store on db.
-func NewStore(db *sqlx.DB) *Store { return &Store{db: db, stmts: map[string]*sqlx.Stmt{}} }
-
-// prepared returns query prepared on the pool and bound to tx: database/sql prepares it once
-// per connection, so running it costs one round trip instead of two. tx must belong to the
-// Store's database. Run prepared statements only where custom plans are forced (see
-// lockAndRead): a generic plan made while a table was small would keep scanning it whole.
-func (s *Store) prepared(ctx context.Context, tx *sqlx.Tx, query string) (*sqlx.Stmt, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	stmt, ok := s.stmts[query]
-	if !ok {
-		var err error
-		if stmt, err = s.db.PreparexContext(ctx, query); err != nil {
-			return nil, fmt.Errorf("prepare statement: %w", err)
-		}
-		s.stmts[query] = stmt
-	}
-	return tx.StmtxContext(ctx, stmt), nil
-}
+func NewStore(db *sqlx.DB) *Store { return &Store{db: db} }
 
 const accountColumns = `account_id, COALESCE(merchant_id, '') AS merchant_id, code, currency,
 	debits_must_not_exceed_credits, credits_must_not_exceed_debits, frozen, freeze_reason,
@@ -165,11 +143,11 @@ func (s *Store) setFrozen(ctx context.Context, id string, frozen bool, reason st
 // after every lock was granted) and the transfers of knownIDs. The statements travel as one
 // simple query: PostgreSQL runs them in order, each with its own snapshot, so the transfers
 // are read after the locks are held and include everything committed by transactions that
-// held them. It also switches the transaction to custom plans (see writeBatch).
+// held them.
 //
 // The ids are inlined rather than bound (the simple query protocol has no parameters): every
 // id was checked by validID, and sqlList checks again.
-func (s *Store) lockAndRead(ctx context.Context, tx *sqlx.Tx, lockIDs, knownIDs []string) (map[string]*Account, time.Time, map[string]*record, error) {
+func (s *Store) lockAndRead(ctx context.Context, b *batchTx, lockIDs, knownIDs []string) (map[string]*Account, time.Time, map[string]*record, error) {
 	var q strings.Builder
 	if len(lockIDs) > 0 {
 		list, err := sqlList(lockIDs)
@@ -179,7 +157,7 @@ func (s *Store) lockAndRead(ctx context.Context, tx *sqlx.Tx, lockIDs, knownIDs 
 		q.WriteString(`SELECT ` + accountColumns + ` FROM ledger_accounts WHERE account_id IN (` + list + `)
 			ORDER BY account_id FOR UPDATE;`)
 	}
-	q.WriteString(`SELECT clock_timestamp(), set_config('plan_cache_mode', 'force_custom_plan', true);`)
+	q.WriteString(`SELECT clock_timestamp();`)
 	if len(knownIDs) > 0 {
 		list, err := sqlList(knownIDs)
 		if err != nil {
@@ -187,16 +165,17 @@ func (s *Store) lockAndRead(ctx context.Context, tx *sqlx.Tx, lockIDs, knownIDs 
 		}
 		q.WriteString(`SELECT ` + transferColumns + ` FROM ledger_transfers WHERE transfer_id IN (` + list + `);`)
 	}
-	rows, err := tx.QueryContext(ctx, q.String())
+	rs, err := b.query(ctx, q.String())
 	if err != nil {
 		return nil, time.Time{}, nil, fmt.Errorf("lock accounts: %w", err)
 	}
-	defer rows.Close()
+	defer rs.Close()
+	rows := rs.Rows
 	accounts := make(map[string]*Account, len(lockIDs))
 	known := map[string]*record{}
 	var now time.Time
 	// Each result set is scanned through its own sqlx.Rows: sqlx caches the column mapping.
-	next := func() *sqlx.Rows { return &sqlx.Rows{Rows: rows, Mapper: tx.Mapper} }
+	next := func() *sqlx.Rows { return &sqlx.Rows{Rows: rows, Mapper: rs.Mapper} }
 	if len(lockIDs) > 0 {
 		rs := next()
 		for rs.Next() {
@@ -210,11 +189,10 @@ func (s *Store) lockAndRead(ctx context.Context, tx *sqlx.Tx, lockIDs, knownIDs 
 			return nil, time.Time{}, nil, fmt.Errorf("lock accounts: %w", errors.Join(rows.Err(), errMissingResult))
 		}
 	}
-	var mode string
 	if !rows.Next() {
 		return nil, time.Time{}, nil, fmt.Errorf("read clock: %w", errors.Join(rows.Err(), errMissingResult))
 	}
-	if err := rows.Scan(&now, &mode); err != nil {
+	if err := rows.Scan(&now); err != nil {
 		return nil, time.Time{}, nil, fmt.Errorf("read clock: %w", err)
 	}
 	for rows.Next() { // the driver moves to the next result set only past the end of this one
@@ -303,7 +281,7 @@ func (r transferRow) transfer() Transfer {
 
 // transfers reads the transfers of ids (duplicates allowed) as engine records, in one
 // round trip (ids inlined as in lockAndRead).
-func (s *Store) transfers(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]*record, error) {
+func (s *Store) transfers(ctx context.Context, b *batchTx, ids []string) (map[string]*record, error) {
 	out := map[string]*record{}
 	if len(ids) == 0 {
 		return out, nil
@@ -312,12 +290,20 @@ func (s *Store) transfers(ctx context.Context, tx *sqlx.Tx, ids []string) (map[s
 	if err != nil {
 		return nil, err
 	}
-	var rows []transferRow
-	if err := tx.SelectContext(ctx, &rows, `SELECT `+transferColumns+` FROM ledger_transfers WHERE transfer_id IN (`+list+`)`); err != nil {
+	rows, err := b.query(ctx, `SELECT `+transferColumns+` FROM ledger_transfers WHERE transfer_id IN (`+list+`)`)
+	if err != nil {
 		return nil, fmt.Errorf("select transfers by id: %w", err)
 	}
-	for _, r := range rows {
+	defer rows.Close()
+	for rows.Next() {
+		var r transferRow
+		if err := rows.StructScan(&r); err != nil {
+			return nil, fmt.Errorf("scan transfer: %w", err)
+		}
 		out[r.ID] = &record{Transfer: r.transfer(), fp: r.Fingerprint}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("select transfers by id: %w", err)
 	}
 	return out, nil
 }
@@ -334,43 +320,18 @@ func (s *Store) transfer(ctx context.Context, id string) (Transfer, error) {
 	return r.transfer(), nil
 }
 
-// writeBatch writes a batch in one statement (every transfer of a batch is created at now),
-// prepared (one round trip; lockAndRead switched
-// the transaction to custom plans, so each run is planned for its own arrays): the new running totals of
-// the changed accounts (each account once), the resolution of loaded pending transfers
-// (conditional: one that is no longer PENDING means a concurrent resolution, and the batch
-// fails) and the new transfers, inserted in order with one multi-row INSERT.
-func (s *Store) writeBatch(ctx context.Context, tx *sqlx.Tx, accounts []*Account, resolves, inserts []*record, now time.Time) error {
+// writeBatch writes a batch in one statement (every transfer of a batch is created at now):
+// the new running totals of the changed accounts (each account once), the resolution of loaded
+// pending transfers and the new transfers, inserted in order with one multi-row INSERT. The
+// statement checks itself: a pending transfer that is no longer PENDING (resolved
+// concurrently) fails it as a serialization failure, which is retried; an account not
+// updated fails it as an internal error. It is a simple query that may carry COMMIT (see batchTx), so its values
+// are inlined as quoted literals and its checks fail inside it (ledger_assert), before COMMIT
+// could run. Simple queries are planned for their own values, like the arrays here need.
+func (s *Store) writeBatch(ctx context.Context, b *batchTx, accounts []*Account, resolves, inserts []*record, now time.Time) error {
 	if len(accounts) == 0 && len(resolves) == 0 && len(inserts) == 0 {
 		return nil
 	}
-	const write = `WITH accounts AS (
-			UPDATE ledger_accounts a SET debits_posted = v.dp, credits_posted = v.cp,
-				debits_pending = v.dpe, credits_pending = v.cpe, updated_at = $1
-			FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS v(id, dp, cp, dpe, cpe)
-			WHERE a.account_id = v.id
-			RETURNING 1
-		), resolved AS (
-			UPDATE ledger_transfers t SET status = v.status, resolved_at = $1
-			FROM unnest($7::text[], $8::text[]) AS v(id, status)
-			WHERE t.transfer_id = v.id AND t.status = 'PENDING'
-			RETURNING 1
-		), inserted AS (
-			INSERT INTO ledger_transfers (transfer_id, debit_account_id, credit_account_id, amount,
-				currency, code, reference, metadata, pending, post_pending, void_pending, pending_transfer_id,
-				timeout_seconds, expires_at, status, error, error_message, fingerprint, created_at, resolved_at)
-			SELECT v.id, v.dr, v.cr, v.amount, v.currency, v.code, v.reference, v.metadata::jsonb,
-				v.pending, v.post, v.void, NULLIF(v.pending_id, ''), v.timeout, NULLIF(v.expires_at, '')::timestamptz,
-				v.status, v.error, v.message, v.fp, $1, NULLIF(v.resolved_at, '')::timestamptz
-			FROM unnest($9::text[], $10::text[], $11::text[], $12::bigint[], $13::text[], $14::text[], $15::text[],
-				$16::text[], $17::boolean[], $18::boolean[], $19::boolean[], $20::text[], $21::integer[], $22::text[],
-				$23::text[], $24::text[], $25::text[], $26::bytea[], $27::text[])
-				WITH ORDINALITY AS v(id, dr, cr, amount, currency, code, reference, metadata, pending, post, void,
-					pending_id, timeout, expires_at, status, error, message, fp, resolved_at, ord)
-			ORDER BY v.ord
-			RETURNING 1
-		)
-		SELECT (SELECT count(*) FROM accounts), (SELECT count(*) FROM resolved), (SELECT count(*) FROM inserted)`
 	na := len(accounts)
 	accID, dp, cp, dpe, cpe := make([]string, na), make([]int64, na), make([]int64, na), make([]int64, na), make([]int64, na)
 	for i, a := range accounts {
@@ -403,29 +364,51 @@ func (s *Store) writeBatch(ctx context.Context, tx *sqlx.Tx, accounts []*Account
 		status[i], refusal[i], message[i], fp[i] = string(r.Status), string(r.Refusal), r.Message, r.fp
 		expires[i], resolved[i] = pgTime(r.ExpiresAt), pgTime(r.ResolvedAt)
 	}
-	stmt, err := s.prepared(ctx, tx, write)
-	if err != nil {
-		return err
-	}
-	var gotAccounts, gotResolved, gotInserted int
-	err = stmt.QueryRowxContext(ctx, now,
+	query, err := writeSQL.render(now,
 		pq.Array(accID), pq.Array(dp), pq.Array(cp), pq.Array(dpe), pq.Array(cpe),
 		pq.Array(resID), pq.Array(resStatus),
 		pq.Array(id), pq.Array(dr), pq.Array(cr), pq.Array(amount), pq.Array(currency),
 		pq.Array(code), pq.Array(reference), pq.Array(metadata), pq.Array(pending), pq.Array(post), pq.Array(void),
 		pq.Array(pendingID), pq.Array(timeout), pq.Array(expires), pq.Array(status), pq.Array(refusal),
-		pq.Array(message), pq.Array(fp), pq.Array(resolved)).Scan(&gotAccounts, &gotResolved, &gotInserted)
+		pq.Array(message), pq.Array(fp), pq.Array(resolved), len(resolves), na, n)
 	if err != nil {
 		return fmt.Errorf("write ledger batch: %w", err)
 	}
-	switch {
-	case gotResolved != len(resolves):
-		return fmt.Errorf("write ledger batch: %d of %d pending transfers resolved: %w", gotResolved, len(resolves), errResolutionRace)
-	case gotAccounts != na || gotInserted != n:
-		return fmt.Errorf("write ledger batch: %d of %d accounts updated, %d of %d transfers inserted", gotAccounts, na, gotInserted, n)
+	if err := b.write(ctx, query); err != nil {
+		return fmt.Errorf("write ledger batch: %w", err)
 	}
 	return nil
 }
+
+var writeSQL = parseInline(`WITH accounts AS (
+		UPDATE ledger_accounts a SET debits_posted = v.dp, credits_posted = v.cp,
+			debits_pending = v.dpe, credits_pending = v.cpe, updated_at = $1
+		FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS v(id, dp, cp, dpe, cpe)
+		WHERE a.account_id = v.id
+		RETURNING 1
+	), resolved AS (
+		UPDATE ledger_transfers t SET status = v.status, resolved_at = $1
+		FROM unnest($7::text[], $8::text[]) AS v(id, status)
+		WHERE t.transfer_id = v.id AND t.status = 'PENDING'
+		RETURNING 1
+	), inserted AS (
+		INSERT INTO ledger_transfers (transfer_id, debit_account_id, credit_account_id, amount,
+			currency, code, reference, metadata, pending, post_pending, void_pending, pending_transfer_id,
+			timeout_seconds, expires_at, status, error, error_message, fingerprint, created_at, resolved_at)
+		SELECT v.id, v.dr, v.cr, v.amount, v.currency, v.code, v.reference, v.metadata::jsonb,
+			v.pending, v.post, v.void, NULLIF(v.pending_id, ''), v.timeout, NULLIF(v.expires_at, '')::timestamptz,
+			v.status, v.error, v.message, v.fp, $1, NULLIF(v.resolved_at, '')::timestamptz
+		FROM unnest($9::text[], $10::text[], $11::text[], $12::bigint[], $13::text[], $14::text[], $15::text[],
+			$16::text[], $17::boolean[], $18::boolean[], $19::boolean[], $20::text[], $21::integer[], $22::text[],
+			$23::text[], $24::text[], $25::text[], $26::bytea[], $27::text[])
+			WITH ORDINALITY AS v(id, dr, cr, amount, currency, code, reference, metadata, pending, post, void,
+				pending_id, timeout, expires_at, status, error, message, fp, resolved_at, ord)
+		ORDER BY v.ord
+		RETURNING 1
+	)
+	SELECT ledger_assert((SELECT count(*) FROM resolved) = $28, '40001', 'ledger batch: a pending transfer was resolved concurrently'),
+		ledger_assert((SELECT count(*) FROM accounts) = $29 AND (SELECT count(*) FROM inserted) = $30, 'XX000',
+			'ledger batch: not every account was updated or transfer inserted')`)
 
 // pgTime formats t for a text array; the zero time is "" (NULL).
 func pgTime(t time.Time) string {

@@ -1,0 +1,89 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/lib/pq"
+
+	"github.com/paycenter/paycenter/server/internal/pgdb"
+	"github.com/paycenter/paycenter/server/internal/pgdb/pgtest"
+)
+
+// A batch that owns its transaction sends BEGIN and COMMIT along with its statements: what
+// it writes commits exactly when every statement (and COMMIT) succeeded, and its connection
+// goes back to the pool outside any transaction either way.
+func TestOwnTxCommitsOnlyWhatSucceeded(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	db, err := pgdb.Open(ctx, url, 1) // one connection: each case reuses the previous one's
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE batch_probe (v int UNIQUE DEFERRABLE INITIALLY DEFERRED)`); err != nil {
+		t.Fatal(err)
+	}
+	read := func(b *batchTx, v string) error {
+		rows, err := b.query(ctx, `INSERT INTO batch_probe VALUES (`+v+`) RETURNING v`)
+		if err != nil {
+			return err
+		}
+		return rows.Close()
+	}
+	errBoom := errors.New("boom")
+	for _, c := range []struct {
+		name    string
+		fn      func(b *batchTx) error
+		wantErr string // SQLSTATE, or "boom"
+		want    int    // rows of batch_probe afterwards
+	}{
+		{"read and write", func(b *batchTx) error {
+			if err := read(b, "1"); err != nil {
+				return err
+			}
+			return b.write(ctx, `INSERT INTO batch_probe VALUES (2)`)
+		}, "", 2},
+		{"no write: committed afterwards", func(b *batchTx) error { return read(b, "3") }, "", 3},
+		{"failure after the first statement", func(b *batchTx) error {
+			if err := read(b, "4"); err != nil {
+				return err
+			}
+			return errBoom
+		}, "boom", 3},
+		{"the write's own check fails: COMMIT never runs", func(b *batchTx) error {
+			if err := read(b, "5"); err != nil {
+				return err
+			}
+			return b.write(ctx, `INSERT INTO batch_probe VALUES (6); SELECT ledger_assert(false, '40001', 'probe')`)
+		}, "40001", 3},
+		{"COMMIT itself fails", func(b *batchTx) error {
+			if err := read(b, "7"); err != nil {
+				return err
+			}
+			return b.write(ctx, `INSERT INTO batch_probe VALUES (7)`) // deferred unique check fails at COMMIT
+		}, "23505", 3},
+		{"nothing sent", func(b *batchTx) error { return errBoom }, "boom", 3},
+	} {
+		err := ownTx(ctx, db, c.fn)
+		var pqErr *pq.Error
+		switch {
+		case c.wantErr == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.wantErr == "boom" && !errors.Is(err, errBoom):
+			t.Errorf("%s: error %v, want boom", c.name, err)
+		case c.wantErr != "" && c.wantErr != "boom" && (!errors.As(err, &pqErr) || string(pqErr.Code) != c.wantErr):
+			t.Errorf("%s: error %v, want SQLSTATE %s", c.name, err, c.wantErr)
+		}
+		var n int
+		var inTx bool
+		// The pool's only connection: a transaction left open would show as a stale now().
+		if err := db.QueryRowContext(ctx, `SELECT count(*), now() <> statement_timestamp() FROM batch_probe`).Scan(&n, &inTx); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if n != c.want || inTx {
+			t.Errorf("%s: %d rows (want %d), connection inside a transaction: %v", c.name, n, c.want, inTx)
+		}
+	}
+}
