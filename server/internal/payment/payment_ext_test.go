@@ -200,8 +200,24 @@ func TestPaidAfterCloseAndDoublePaymentAreKeptFlaggedAndRefunded(t *testing.T) {
 		t.Fatalf("GetPayment by order number = %v (%v), want the kept attempt %s", byOrder, err, ali.TradeNo)
 	}
 
-	// Both duplicates are surfaced and refunded automatically, in full.
-	for _, d := range []*paycenterv1.Payment{late, wx} {
+	// The other way round: the superseded attempt's money arrives first. It is the duplicate,
+	// and the live attempt, paid afterwards, is still the one the order keeps.
+	order2 := w.orderNo()
+	wx2 := w.create(t, &paycenterv1.CreatePaymentRequest{MerchantOrderNo: order2, Amount: 500, Channel: paycenterv1.Channel_CHANNEL_WECHATPAY})
+	ali2 := w.create(t, &paycenterv1.CreatePaymentRequest{MerchantOrderNo: order2, Amount: 500, Channel: paycenterv1.Channel_CHANNEL_ALIPAY})
+	if err := w.sb.WechatPay.PayAfterClose(wx2.TradeNo); err != nil {
+		t.Fatal(err)
+	}
+	if !w.waitStatus(t, wx2.TradeNo, paycenterv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED).Duplicate {
+		t.Fatal("money for the superseded attempt not flagged as duplicate")
+	}
+	w.pay(t, ali2)
+	if w.waitStatus(t, ali2.TradeNo, paycenterv1.PaymentStatus_PAYMENT_STATUS_SUCCEEDED).Duplicate {
+		t.Fatal("the live attempt, paid after a superseded one, must be kept, not flagged as duplicate")
+	}
+
+	// Every duplicate is surfaced and refunded automatically, in full.
+	for _, d := range []*paycenterv1.Payment{late, wx, wx2} {
 		eventually(t, "payment.duplicate webhook", func() bool { return len(w.hooks.of("payment.duplicate", d.TradeNo)) == 1 })
 		eventually(t, "automatic refund", func() bool {
 			res, err := w.app.Refunds.ListRefunds(ctx, connect.NewRequest(&paycenterv1.ListRefundsRequest{TradeNo: d.TradeNo}))
@@ -209,8 +225,8 @@ func TestPaidAfterCloseAndDoublePaymentAreKeptFlaggedAndRefunded(t *testing.T) {
 				res.Msg.Refunds[0].Amount == d.Amount
 		})
 	}
-	if got := w.merchantBalance(t); got != 800 {
-		t.Fatalf("merchant keeps %d, want only the kept attempt's 800", got)
+	if got := w.merchantBalance(t); got != 800+500 {
+		t.Fatalf("merchant keeps %d, want only the kept attempts' 800 + 500", got)
 	}
 	w.checkInvariants(t)
 }

@@ -141,46 +141,46 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Payment, error
 		existing   *Payment
 		superseded []Payment
 	)
-	err = pgdb.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
-		created, err := insertOrder(ctx, tx, candidate)
-		if err != nil {
-			return err
-		}
-		if created {
-			return insertPayment(ctx, tx, candidate, now.Add(s.FirstCheck))
-		}
-		o, _, err := lockOrder(ctx, tx, caller.AppID, req.MerchantOrderNo)
-		if err != nil {
-			return err
-		}
-		if o.Amount != req.Amount || o.Currency != req.Currency {
-			return errs.AlreadyExists("merchant_order_no %s already exists with amount %d %s", req.MerchantOrderNo, o.Amount, o.Currency)
-		}
-		if o.PaidTradeNo != nil {
-			paid, err := getPayment(ctx, tx, *o.PaidTradeNo, false)
-			existing = &paid
-			return err
-		}
-		latest, err := getPayment(ctx, tx, o.LatestTradeNo, true)
-		if err != nil {
-			return err
-		}
-		if latest.Status == StatusPending && latest.Channel == req.Channel && latest.Method == req.Method {
-			existing = &latest
-			return nil
-		}
-		if latest.Status == StatusPending {
-			closed, err := s.closeLocked(ctx, tx, latest)
+	created, err := insertFirstAttempt(ctx, s.DB, candidate, now.Add(s.FirstCheck))
+	if err != nil {
+		return Payment{}, err
+	}
+	if !created {
+		// The order exists: answer with its attempt, or supersede that with this one.
+		err = pgdb.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+			o, _, err := lockOrder(ctx, tx, caller.AppID, req.MerchantOrderNo)
 			if err != nil {
 				return err
 			}
-			superseded = append(superseded, closed)
-		}
-		if err := setLatestAttempt(ctx, tx, caller.AppID, req.MerchantOrderNo, candidate.TradeNo); err != nil {
-			return err
-		}
-		return insertPayment(ctx, tx, candidate, now.Add(s.FirstCheck))
-	})
+			if o.Amount != req.Amount || o.Currency != req.Currency {
+				return errs.AlreadyExists("merchant_order_no %s already exists with amount %d %s", req.MerchantOrderNo, o.Amount, o.Currency)
+			}
+			if o.PaidTradeNo != nil {
+				paid, err := getPayment(ctx, tx, *o.PaidTradeNo, false)
+				existing = &paid
+				return err
+			}
+			latest, err := getPayment(ctx, tx, o.LatestTradeNo, true)
+			if err != nil {
+				return err
+			}
+			if latest.Status == StatusPending && latest.Channel == req.Channel && latest.Method == req.Method {
+				existing = &latest
+				return nil
+			}
+			if latest.Status == StatusPending {
+				closed, err := s.closeLocked(ctx, tx, latest)
+				if err != nil {
+					return err
+				}
+				superseded = append(superseded, closed)
+			}
+			if err := setLatestAttempt(ctx, tx, caller.AppID, req.MerchantOrderNo, candidate.TradeNo); err != nil {
+				return err
+			}
+			return insertPayment(ctx, tx, candidate, now.Add(s.FirstCheck))
+		})
+	}
 	if err != nil {
 		return Payment{}, err
 	}
@@ -419,18 +419,11 @@ func (s *Service) ApplyTrade(ctx context.Context, appID string, ch merchant.Chan
 				outcome = OutcomeDuplicate
 				return nil
 			}
-			duplicate := p.Status != StatusPending
-			kept, err := claimOrderMoney(ctx, tx, p.AppID, p.MerchantOrderNo, p.TradeNo)
-			if err != nil {
-				return err
-			}
-			duplicate = duplicate || !kept
 			paidAt := t.PaidAt
 			if paidAt.IsZero() {
 				paidAt = s.Now()
 			}
-			paid, _, err := transition(ctx, tx, p.TradeNo, []Status{StatusPending, StatusClosed, StatusFailed}, StatusSucceeded,
-				`, paid_at = $4, channel_transaction_id = $5, duplicate = $6, next_check_at = NULL`, paidAt, t.TransactionID, duplicate)
+			paid, err := succeed(ctx, tx, p, paidAt, t.TransactionID)
 			if err != nil {
 				return err
 			}
@@ -440,7 +433,7 @@ func (s *Service) ApplyTrade(ctx context.Context, appID string, ch merchant.Chan
 			if err := s.Events.Publish(ctx, tx, EventSucceeded, paid); err != nil {
 				return err
 			}
-			if duplicate {
+			if paid.Duplicate {
 				if err := s.Events.Publish(ctx, tx, EventDuplicate, paid); err != nil {
 					return err
 				}

@@ -50,14 +50,25 @@ func lockOrder(ctx context.Context, tx *sqlx.Tx, appID, orderNo string) (o order
 	return o, true, nil
 }
 
-// insertOrder creates the order row; when a concurrent request created it first, it reports
-// created=false and the caller locks the existing row instead.
-func insertOrder(ctx context.Context, tx *sqlx.Tx, p Payment) (created bool, err error) {
-	const q = `INSERT INTO payment_orders (app_id, merchant_order_no, merchant_id, amount, currency, latest_trade_no)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`
-	res, err := tx.ExecContext(ctx, q, p.AppID, p.MerchantOrderNo, p.MerchantID, p.Amount, p.Currency, p.TradeNo)
+// insertFirstAttempt creates an order and its first attempt in one statement, a transaction
+// of its own and one round trip: the common case, a merchant_order_no not seen before. It
+// writes nothing and reports false when the order exists; the caller then compares and
+// supersedes attempts in a transaction.
+func insertFirstAttempt(ctx context.Context, db sqlx.ExecerContext, p Payment, firstCheck time.Time) (bool, error) {
+	const q = `WITH o AS (
+			INSERT INTO payment_orders (app_id, merchant_order_no, merchant_id, amount, currency, latest_trade_no)
+			VALUES ($3, $4, $2, $7, $8, $1) ON CONFLICT DO NOTHING
+			RETURNING 1
+		)
+		INSERT INTO payments (trade_no, merchant_id, app_id, merchant_order_no, channel, method, amount, currency,
+			subject, status, client_ip, return_url, payer_openid, metadata, cashier_token, expire_at, next_check_at)
+		SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::bigint, $8::text,
+			$9::text, $10::text, $11::text, $12::text, $13::text, $14::jsonb, $15::text, $16::timestamptz, $17::timestamptz
+		WHERE EXISTS (SELECT FROM o)`
+	res, err := db.ExecContext(ctx, q, p.TradeNo, p.MerchantID, p.AppID, p.MerchantOrderNo, p.Channel, p.Method, p.Amount, p.Currency,
+		p.Subject, p.Status, p.ClientIP, p.ReturnURL, p.PayerOpenID, p.Metadata, p.CashierToken, p.ExpireAt, firstCheck)
 	if err != nil {
-		return false, fmt.Errorf("insert order: %w", err)
+		return false, fmt.Errorf("insert order and payment: %w", err)
 	}
 	n, _ := res.RowsAffected()
 	return n == 1, nil
@@ -71,17 +82,27 @@ func setLatestAttempt(ctx context.Context, tx *sqlx.Tx, appID, orderNo, tradeNo 
 	return nil
 }
 
-// claimOrderMoney makes tradeNo the attempt whose money the order keeps; false when another
-// attempt already holds it.
-func claimOrderMoney(ctx context.Context, tx *sqlx.Tx, appID, orderNo, tradeNo string) (bool, error) {
-	const q = `UPDATE payment_orders SET paid_trade_no = $3
-		WHERE app_id = $1 AND merchant_order_no = $2 AND (paid_trade_no IS NULL OR paid_trade_no = $3)`
-	res, err := tx.ExecContext(ctx, q, appID, orderNo, tradeNo)
-	if err != nil {
-		return false, fmt.Errorf("claim order money: %w", err)
+// succeed marks locked payment p SUCCEEDED and, when it was PENDING, claims its order's money
+// for it, in one statement. It is a duplicate when it was not PENDING (money after close,
+// which never takes the order's money from a live attempt) or when another attempt of its
+// order already holds the money.
+func succeed(ctx context.Context, tx *sqlx.Tx, p Payment, paidAt time.Time, transactionID string) (Payment, error) {
+	const q = `WITH claim AS (
+			UPDATE payment_orders SET paid_trade_no = $1
+			WHERE app_id = $2 AND merchant_order_no = $3 AND (paid_trade_no IS NULL OR paid_trade_no = $1) AND $6
+			RETURNING 1
+		)
+		UPDATE payments SET status = 'SUCCEEDED', updated_at = now(), paid_at = $4, channel_transaction_id = $5,
+			duplicate = NOT EXISTS (SELECT FROM claim), next_check_at = NULL
+		WHERE trade_no = $1 AND status IN ('PENDING', 'CLOSED', 'FAILED')
+		RETURNING ` + paymentColumns
+	var paid Payment
+	pending := p.Status == StatusPending
+	if err := tx.GetContext(ctx, &paid, q, p.TradeNo, p.AppID, p.MerchantOrderNo, paidAt, transactionID, pending); err != nil {
+		// No row (ErrNoRows) cannot happen to a locked payment that was not SUCCEEDED.
+		return Payment{}, fmt.Errorf("payment %s → SUCCEEDED: %w", p.TradeNo, err)
 	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
+	return paid, nil
 }
 
 func insertPayment(ctx context.Context, tx *sqlx.Tx, p Payment, firstCheck time.Time) error {
