@@ -23,15 +23,20 @@ type call struct {
 // end when nothing is left for them, so the batcher owns no goroutine while idle and needs no
 // Close: a queued request always has a committer coming for it.
 //
-// When a worthwhile batch is waiting, more committers start, up to workers, and they do not fight
-// over locks: a committer takes only requests whose accounts no other batch in flight holds,
-// so concurrent batches touch disjoint accounts and commit in parallel, and a request on a
-// busy account waits in the queue for the next batch. That is only scheduling: the accounts
-// are locked either way.
+// One committer at a time is the rule: the next batch gathers while the running one commits,
+// and bigger batches cost the database much less per transfer (measured: a third less
+// PostgreSQL CPU than two committers alternating, for the same throughput). A batch can get
+// stuck, though, waiting for an account locked by a payment's transaction or a slow disk;
+// once one has run for stuckAfter, more committers start, up to workers, for what the stuck
+// batches do not hold. They do not fight over locks: a committer takes only requests whose
+// accounts no other batch in flight holds, so concurrent batches touch disjoint accounts and
+// commit in parallel, and a request on a busy account waits in the queue for the next batch.
+// That is only scheduling: the accounts are locked either way.
 type batcher struct {
-	workers  int
-	maxBatch int
-	linger   time.Duration
+	workers    int
+	maxBatch   int
+	linger     time.Duration
+	stuckAfter time.Duration
 	// commit runs one batch: it starts a transaction, then calls take for the requests to
 	// apply. take returns nil when there is nothing left to take.
 	commit func(take func() []*call)
@@ -41,6 +46,9 @@ type batcher struct {
 	queued   int            // transfers in queue
 	inflight map[string]int // accounts → batches in flight that name them
 	running  int
+	// started holds when each batch in flight was taken, by batch number.
+	started map[uint64]time.Time
+	batchNo uint64
 }
 
 // submit queues transfers and waits for their results. When ctx ends first, the request may
@@ -50,9 +58,8 @@ func (b *batcher) submit(ctx context.Context, transfers []Transfer) ([]Result, e
 	b.mu.Lock()
 	b.queue = append(b.queue, c)
 	b.queued += len(transfers)
-	// Another committer helps once a worthwhile batch waits (so requests need not wait out
-	// the running batch's durable commit) and only with requests it can take now.
-	if b.running == 0 || (b.running < b.workers && b.queued >= parallelBatch && b.free(c)) {
+	// Another committer helps only around a stuck batch, with requests it can take now.
+	if b.running == 0 || (b.running < b.workers && b.stuck() && b.free(c)) {
 		b.running++
 		go b.work()
 	}
@@ -77,10 +84,15 @@ func accountsOf(transfers []Transfer) []string {
 	return out
 }
 
-// parallelBatch is how many queued transfers justify another committer: enough that its
-// transaction is worth its round trips, few enough that a committer starts while the first is
-// still waiting for its commit to be durable.
-const parallelBatch = 16
+// stuck reports whether a batch in flight has run for stuckAfter.
+func (b *batcher) stuck() bool {
+	for _, t := range b.started {
+		if time.Since(t) >= b.stuckAfter {
+			return true
+		}
+	}
+	return false
+}
 
 // free reports whether no batch in flight names any of c's accounts.
 func (b *batcher) free(c *call) bool {
@@ -109,18 +121,22 @@ func (b *batcher) work() {
 			return
 		}
 		b.mu.Unlock()
-		var taken []*call
+		var (
+			taken []*call
+			no    uint64
+		)
 		b.commit(func() []*call {
-			taken = b.take()
+			taken, no = b.take()
 			return taken
 		})
-		b.release(taken)
+		b.release(no, taken)
 	}
 }
 
 // take removes the next batch from the queue: queued requests in order, skipping those whose
-// accounts another batch in flight holds. It returns nil when nothing can be taken.
-func (b *batcher) take() []*call {
+// accounts another batch in flight holds. It returns nil when nothing can be taken, and the
+// batch's number for release.
+func (b *batcher) take() ([]*call, uint64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.linger > 0 && len(b.queue) > 0 && b.queued < b.maxBatch {
@@ -143,21 +159,27 @@ func (b *batcher) take() []*call {
 	clear(b.queue[kept:])
 	b.queue = b.queue[:kept]
 	b.queued -= size
+	if len(calls) == 0 {
+		return nil, 0
+	}
 	if b.inflight == nil {
-		b.inflight = map[string]int{}
+		b.inflight, b.started = map[string]int{}, map[uint64]time.Time{}
 	}
 	for _, c := range calls {
 		for _, id := range c.accounts {
 			b.inflight[id]++
 		}
 	}
-	return calls
+	b.batchNo++
+	b.started[b.batchNo] = time.Now()
+	return calls, b.batchNo
 }
 
 // release marks a committed batch's accounts free again.
-func (b *batcher) release(calls []*call) {
+func (b *batcher) release(no uint64, calls []*call) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	delete(b.started, no)
 	for _, c := range calls {
 		for _, id := range c.accounts {
 			if b.inflight[id]--; b.inflight[id] <= 0 {

@@ -190,3 +190,73 @@ func TestBatcherGroupsRequestsAndKeepsConcurrentBatchesApart(t *testing.T) {
 		t.Fatalf("idle batcher: %d committers, %d queued, %d accounts in flight", b.running, len(b.queue), len(b.inflight))
 	}
 }
+
+// One committer at a time, unless a batch is stuck: then another takes what the stuck batch
+// does not hold, and requests on the stuck batch's accounts keep waiting.
+func TestBatcherStartsAnotherCommitterOnlyBesideAStuckBatch(t *testing.T) {
+	for _, stuckAfter := range []time.Duration{time.Hour, 10 * time.Millisecond} {
+		release := make(chan struct{})
+		b := &batcher{workers: 2, maxBatch: 10, stuckAfter: stuckAfter, commit: func(take func() []*call) {
+			calls := take()
+			if calls == nil {
+				return
+			}
+			if calls[0].accounts[0] == "stuck" {
+				<-release
+			}
+			for _, c := range calls {
+				c.results = make([]Result, len(c.transfers))
+				close(c.done)
+			}
+		}}
+		submit := func(debit, credit string) chan error {
+			done := make(chan error, 1)
+			go func() {
+				_, err := b.submit(context.Background(), []Transfer{{DebitAccountID: debit, CreditAccountID: credit}})
+				done <- err
+			}()
+			return done
+		}
+		waiting := func(done chan error) bool {
+			select {
+			case <-done:
+				return false
+			case <-time.After(100 * time.Millisecond):
+				return true
+			}
+		}
+		stuck := submit("stuck", "x")
+		for inFlight := 0; inFlight == 0; time.Sleep(time.Millisecond) {
+			b.mu.Lock()
+			inFlight = len(b.started)
+			b.mu.Unlock()
+		}
+		time.Sleep(2 * stuckAfter % time.Hour) // past stuckAfter, when it is short
+		other, same := submit("a", "b"), submit("x", "y")
+		left := []chan error{stuck, same}
+		if stuckAfter == time.Hour {
+			if !waiting(other) {
+				t.Fatal("a second committer started beside a batch that is not stuck")
+			}
+			left = append(left, other)
+		} else {
+			select {
+			case err := <-other:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("nothing committed beside a stuck batch")
+			}
+			if !waiting(same) {
+				t.Fatal("a request on the stuck batch's account was committed beside it")
+			}
+		}
+		close(release)
+		for _, done := range left {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}

@@ -22,9 +22,12 @@ import (
 type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // nil: metrics are kept but not exported
-	// Workers is how many group-commit transactions may run at once, on disjoint accounts
-	// (default 2).
+	// Workers is how many group-commit transactions may run at once, on disjoint accounts,
+	// once one has run for StuckAfter (default 2).
 	Workers int
+	// StuckAfter is how long a group-commit transaction runs before more start beside it
+	// (default 20ms; see batcher).
+	StuckAfter time.Duration
 	// MaxBatch bounds the transfers of one group-commit transaction (default 2000; a request
 	// is never split).
 	MaxBatch int
@@ -63,6 +66,9 @@ func NewService(db *sqlx.DB, opts Options) *Service {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 2000
 	}
+	if opts.StuckAfter <= 0 {
+		opts.StuckAfter = 20 * time.Millisecond
+	}
 	if opts.SweepInterval <= 0 {
 		opts.SweepInterval = time.Second
 	}
@@ -73,7 +79,7 @@ func NewService(db *sqlx.DB, opts Options) *Service {
 		opts.Location = shanghai()
 	}
 	s := &Service{db: db, store: NewStore(db), opts: opts, logger: opts.Logger, metrics: newMetrics(opts.Registerer)}
-	s.batch = &batcher{workers: opts.Workers, maxBatch: opts.MaxBatch, linger: opts.Linger, commit: s.commit}
+	s.batch = &batcher{workers: opts.Workers, maxBatch: opts.MaxBatch, linger: opts.Linger, stuckAfter: opts.StuckAfter, commit: s.commit}
 	return s
 }
 
