@@ -90,6 +90,23 @@ func PostgresCPU(postmaster int) (time.Duration, error) {
 	return total, nil
 }
 
+// PostgresChildren counts the postmaster's children, ended sessions not yet reaped included.
+func PostgresChildren(postmaster int) int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && pid != postmaster {
+			if t, err := readProcStat(pid); err == nil && t.ppid == postmaster {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // PostmasterPID reads the postmaster's pid from its data directory.
 func PostmasterPID(dataDir string) (int, error) {
 	f, err := os.Open(filepath.Join(dataDir, "postmaster.pid"))

@@ -118,13 +118,14 @@ func Run(ctx context.Context, db *sqlx.DB, o Options) (Result, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	// Only pgbench's own run is measured: not the setup above (its CHECKPOINT especially).
 	pg0, _ := cpustat.PostgresCPU(o.Postmaster)
+	children := cpustat.PostgresChildren(o.Postmaster)
 	busy0, total0 := cpustat.MachineCPU()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: %s", err, out)
 	}
 	busy1, total1 := cpustat.MachineCPU()
-	pg1 := settledPostgresCPU(o.Postmaster)
+	pg1 := settledPostgresCPU(o.Postmaster, children)
 	m := regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`).FindSubmatch(out)
 	if m == nil {
 		return Result{}, fmt.Errorf("no tps in pgbench output: %s", out)
@@ -144,18 +145,19 @@ func Run(ctx context.Context, db *sqlx.DB, o Options) (Result, error) {
 	return r, nil
 }
 
-// settledPostgresCPU reads the cluster's CPU time once pgbench's sessions have ended: a
-// backend's time counts only once the postmaster has reaped it, a moment after pgbench exits.
+// settledPostgresCPU reads the cluster's CPU time once pgbench's sessions have ended and been
+// reaped (the postmaster is back to its children before the run): a session reaped while
+// PostgresCPU scans can be missed once, and pgbench's sessions end a moment after it exits.
 // The cluster is otherwise idle, so the total stops growing then.
-func settledPostgresCPU(postmaster int) time.Duration {
+func settledPostgresCPU(postmaster, children int) time.Duration {
 	last, _ := cpustat.PostgresCPU(postmaster)
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
 		time.Sleep(100 * time.Millisecond)
 		now, _ := cpustat.PostgresCPU(postmaster)
-		if now-last < time.Millisecond {
-			return now
+		if now-last < time.Millisecond && cpustat.PostgresChildren(postmaster) <= children {
+			return max(now, last)
 		}
-		last = now
+		last = max(last, now)
 	}
 	return last
 }
