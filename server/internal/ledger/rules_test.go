@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -115,8 +116,21 @@ func TestBatcherGroupsRequestsAndKeepsConcurrentBatchesApart(t *testing.T) {
 		busy     = map[string]bool{} // accounts of the batches being committed
 		overlaps int
 	)
-	b := &batcher{workers: 2, maxBatch: 10, commit: func(take func() []*call) {
-		time.Sleep(time.Millisecond) // the transaction begins
+	var (
+		b         *batcher
+		submitted atomic.Int32
+	)
+	b = &batcher{workers: 2, maxBatch: 10, commit: func(take func() []*call) {
+		// The transaction begins; meanwhile requests queue (a loaded machine may be slow to
+		// start the submitting goroutines, so wait for a few).
+		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Microsecond) {
+			b.mu.Lock()
+			queued := len(b.queue)
+			b.mu.Unlock()
+			if queued >= 3 || submitted.Load() == 60 {
+				break
+			}
+		}
 		calls := take()
 		if calls == nil {
 			return
@@ -159,6 +173,7 @@ func TestBatcherGroupsRequestsAndKeepsConcurrentBatchesApart(t *testing.T) {
 				// Three hot accounts shared by many requests, plus one of their own.
 				ts[k] = Transfer{DebitAccountID: fmt.Sprint("hot", i%3), CreditAccountID: fmt.Sprint("own", i)}
 			}
+			submitted.Add(1)
 			rs, err := b.submit(context.Background(), ts)
 			if err != nil || len(rs) != len(ts) {
 				t.Errorf("request %d: %v, %d results", i, err, len(rs))
@@ -184,10 +199,17 @@ func TestBatcherGroupsRequestsAndKeepsConcurrentBatchesApart(t *testing.T) {
 	if overlaps > 0 {
 		t.Fatalf("concurrent batches shared accounts %d times", overlaps)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.running != 0 || len(b.queue) != 0 || len(b.inflight) != 0 {
-		t.Fatalf("idle batcher: %d committers, %d queued, %d accounts in flight", b.running, len(b.queue), len(b.inflight))
+	// Committers release a batch's accounts and end just after its results are out.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		b.mu.Lock()
+		running, queued, inflight, started := b.running, len(b.queue), len(b.inflight), len(b.started)
+		b.mu.Unlock()
+		if running == 0 && queued == 0 && inflight == 0 && started == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("idle batcher: %d committers, %d queued, %d accounts and %d batches in flight", running, queued, inflight, started)
+		}
 	}
 }
 
