@@ -47,6 +47,10 @@ var (
 		"Webhook events not yet delivered or failed (pending or in flight), across all replicas.", nil, nil)
 	oldestDesc = prometheus.NewDesc("paycenter_webhook_oldest_pending_age_seconds",
 		"Age of the oldest webhook event not yet delivered or failed; 0 when there is none.", nil, nil)
+	overdueDesc = prometheus.NewDesc("paycenter_webhook_oldest_overdue_seconds",
+		"How long the most overdue webhook event has been due for an attempt it has not had (pending past its "+
+			"retry time, or in flight past its lease); 0 when there is none. Back-off waits do not count: it grows "+
+			"only when dispatchers fall behind.", nil, nil)
 )
 
 // backlogCollector reads the backlog from the database at scrape time, so every replica
@@ -56,22 +60,28 @@ type backlogCollector struct{ s *Service }
 func (c *backlogCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- backlogDesc
 	ch <- oldestDesc
+	ch <- overdueDesc
 }
 
-// Collect omits both gauges when the database does not answer, rather than failing the
+// Collect omits the gauges when the database does not answer, rather than failing the
 // whole scrape (absent() alerts catch that).
 func (c *backlogCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	n, oldest, err := c.s.store.backlog(ctx)
+	now := c.s.now()
+	n, oldest, due, err := c.s.store.backlog(ctx)
 	if err != nil {
 		c.s.logger.Warn("webhook: backlog metrics", "error", err)
 		return
 	}
-	age := 0.0
-	if !oldest.IsZero() {
-		age = max(c.s.now().Sub(oldest).Seconds(), 0)
+	// A due time still ahead (an event waiting out its back-off) is not overdue: 0.
+	since := func(t time.Time) float64 {
+		if t.IsZero() {
+			return 0
+		}
+		return max(now.Sub(t).Seconds(), 0)
 	}
 	ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(n))
-	ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, age)
+	ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, since(oldest))
+	ch <- prometheus.MustNewConstMetric(overdueDesc, prometheus.GaugeValue, since(due))
 }

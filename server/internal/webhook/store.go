@@ -180,13 +180,14 @@ func (s *store) finish(ctx context.Context, r eventRow, o outcome) error {
 	return nil
 }
 
-// backlog counts unfinished events and returns the oldest one's creation time (zero if none).
-func (s *store) backlog(ctx context.Context) (int64, time.Time, error) {
-	const q = `SELECT count(*), min(created_at) FROM webhook_events WHERE status IN ('PENDING', 'SENDING')`
-	var n int64
-	var oldest sql.NullTime
-	if err := s.db.QueryRowContext(ctx, q).Scan(&n, &oldest); err != nil {
-		return 0, time.Time{}, fmt.Errorf("count webhook backlog: %w", err)
+// backlog counts unfinished events and returns the oldest one's creation time and the
+// earliest time one of them is due for its next attempt (for one in flight: when its lease
+// ends); zero times when there are none.
+func (s *store) backlog(ctx context.Context) (n int64, oldest, due time.Time, err error) {
+	const q = `SELECT count(*), min(created_at), min(next_attempt_at) FROM webhook_events WHERE status IN ('PENDING', 'SENDING')`
+	var o, d sql.NullTime
+	if err := s.db.QueryRowContext(ctx, q).Scan(&n, &o, &d); err != nil {
+		return 0, time.Time{}, time.Time{}, fmt.Errorf("count webhook backlog: %w", err)
 	}
-	return n, oldest.Time, nil
+	return n, o.Time, d.Time, nil
 }

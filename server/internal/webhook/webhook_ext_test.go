@@ -545,9 +545,46 @@ func TestBacklogMetricsReportUnfinishedEvents(t *testing.T) {
 	if v := metric(t, reg, "paycenter_webhook_oldest_pending_age_seconds", ""); v != 90 {
 		t.Fatalf("oldest pending age = %v, want 90", v)
 	}
+	// Nothing dispatched them: all three are due, the first for 90 s.
+	if v := metric(t, reg, "paycenter_webhook_oldest_overdue_seconds", ""); v != 90 {
+		t.Fatalf("oldest overdue = %v, want 90", v)
+	}
 	run(t, svc)
 	eventually(t, "the backlog to drain", func() bool { return metric(t, reg, "paycenter_webhook_backlog", "") == 0 })
 	if v := metric(t, reg, "paycenter_webhook_oldest_pending_age_seconds", ""); v != 0 {
 		t.Fatalf("oldest pending age = %v after draining, want 0", v)
+	}
+	if v := metric(t, reg, "paycenter_webhook_oldest_overdue_seconds", ""); v != 0 {
+		t.Fatalf("oldest overdue = %v after draining, want 0", v)
+	}
+}
+
+// An event waiting out its back-off is old but not overdue; it is overdue once its retry time
+// passes without an attempt.
+func TestOverdueCountsOnlyMissedAttempts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	clk := newClock()
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, eventID string, n int) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	app := e.app(t, rc.URL)
+	svc, reg := e.service(t, webhook.Options{Now: clk.Now, Schedule: []time.Duration{time.Minute}})
+	enqueue(t, e.db, svc, paymentEvent(app, "evt_1", "T1"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	eventually(t, "the first attempt", func() bool { return metric(t, reg, "paycenter_webhook_attempts_total", "http_error") == 1 })
+	cancel() // the dispatcher stops
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(50 * time.Second)
+	if old, overdue := metric(t, reg, "paycenter_webhook_oldest_pending_age_seconds", ""), metric(t, reg, "paycenter_webhook_oldest_overdue_seconds", ""); old != 50 || overdue != 0 {
+		t.Fatalf("during the back-off: pending age %v (want 50), overdue %v (want 0)", old, overdue)
+	}
+	clk.Advance(40 * time.Second) // the retry was due 30 s ago
+	if v := metric(t, reg, "paycenter_webhook_oldest_overdue_seconds", ""); v != 30 {
+		t.Fatalf("overdue = %v, want 30", v)
 	}
 }
