@@ -171,8 +171,28 @@ func (b *batcher) take() ([]*call, uint64) {
 		}
 	}
 	b.batchNo++
-	b.started[b.batchNo] = time.Now()
-	return calls, b.batchNo
+	no := b.batchNo
+	b.started[no] = time.Now()
+	// Requests queued before this batch got stuck need not wait for another to arrive.
+	time.AfterFunc(b.stuckAfter, func() { b.helpStuck(no) })
+	return calls, no
+}
+
+// helpStuck starts another committer when batch no is still in flight and a queued request
+// could be taken beside it.
+func (b *batcher) helpStuck(no uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, inFlight := b.started[no]; !inFlight || b.running >= b.workers {
+		return
+	}
+	for _, c := range b.queue {
+		if b.free(c) {
+			b.running++
+			go b.work()
+			return
+		}
+	}
 }
 
 // release marks a committed batch's accounts free again.

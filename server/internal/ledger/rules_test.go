@@ -282,3 +282,42 @@ func TestBatcherStartsAnotherCommitterOnlyBesideAStuckBatch(t *testing.T) {
 		}
 	}
 }
+
+// A request queued before a batch got stuck does not wait for it, even when nothing else
+// arrives afterwards.
+func TestBatcherHelpsRequestsQueuedBeforeABatchGotStuck(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	b := &batcher{workers: 2, maxBatch: 10, stuckAfter: 50 * time.Millisecond, commit: func(take func() []*call) {
+		calls := take()
+		if calls == nil {
+			return
+		}
+		if calls[0].accounts[0] == "stuck" {
+			<-release
+		}
+		for _, c := range calls {
+			c.results = make([]Result, len(c.transfers))
+			close(c.done)
+		}
+	}}
+	go func() { _, _ = b.submit(context.Background(), []Transfer{{DebitAccountID: "stuck", CreditAccountID: "x"}}) }()
+	for inFlight := 0; inFlight == 0; time.Sleep(time.Millisecond) {
+		b.mu.Lock()
+		inFlight = len(b.started)
+		b.mu.Unlock()
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.submit(context.Background(), []Transfer{{DebitAccountID: "a", CreditAccountID: "b"}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a request on free accounts waited for the stuck batch")
+	}
+}
