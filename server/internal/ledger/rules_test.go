@@ -301,7 +301,9 @@ func TestBatcherHelpsRequestsQueuedBeforeABatchGotStuck(t *testing.T) {
 			close(c.done)
 		}
 	}}
-	go func() { _, _ = b.submit(context.Background(), []Transfer{{DebitAccountID: "stuck", CreditAccountID: "x"}}) }()
+	go func() {
+		_, _ = b.submit(context.Background(), []Transfer{{DebitAccountID: "stuck", CreditAccountID: "x"}})
+	}()
 	for inFlight := 0; inFlight == 0; time.Sleep(time.Millisecond) {
 		b.mu.Lock()
 		inFlight = len(b.started)
