@@ -213,48 +213,82 @@ func TestBatcherGroupsRequestsAndKeepsConcurrentBatchesApart(t *testing.T) {
 	}
 }
 
+// stuckBatcher commits requests at once, except a batch whose first request debits "stuck":
+// that one waits until release is closed.
+type stuckBatcher struct {
+	*batcher
+	release chan struct{}
+}
+
+func newStuckBatcher(stuckAfter time.Duration) *stuckBatcher {
+	sb := &stuckBatcher{release: make(chan struct{})}
+	sb.batcher = &batcher{workers: 2, maxBatch: 10, stuckAfter: stuckAfter, commit: func(take func() []*call) {
+		calls := take()
+		if calls == nil {
+			return
+		}
+		if calls[0].accounts[0] == "stuck" {
+			<-sb.release
+		}
+		for _, c := range calls {
+			c.results = make([]Result, len(c.transfers))
+			close(c.done)
+		}
+	}}
+	return sb
+}
+
+// submit sends one transfer in the background; its error arrives on the channel.
+func (sb *stuckBatcher) submit(debit, credit string) chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := sb.batcher.submit(context.Background(), []Transfer{{DebitAccountID: debit, CreditAccountID: credit}})
+		done <- err
+	}()
+	return done
+}
+
+// submitStuck sends the batch that gets stuck and waits until it is in flight.
+func (sb *stuckBatcher) submitStuck() chan error {
+	done := sb.submit("stuck", "x")
+	for inFlight := 0; inFlight == 0; time.Sleep(time.Millisecond) {
+		sb.mu.Lock()
+		inFlight = len(sb.started)
+		sb.mu.Unlock()
+	}
+	return done
+}
+
+// waiting reports whether done stays silent for 100ms.
+func waiting(done chan error) bool {
+	select {
+	case <-done:
+		return false
+	case <-time.After(100 * time.Millisecond):
+		return true
+	}
+}
+
+func committed(t *testing.T, done chan error, failure string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal(failure)
+	}
+}
+
 // One committer at a time, unless a batch is stuck: then another takes what the stuck batch
 // does not hold, and requests on the stuck batch's accounts keep waiting.
 func TestBatcherStartsAnotherCommitterOnlyBesideAStuckBatch(t *testing.T) {
 	for _, stuckAfter := range []time.Duration{time.Hour, 10 * time.Millisecond} {
-		release := make(chan struct{})
-		b := &batcher{workers: 2, maxBatch: 10, stuckAfter: stuckAfter, commit: func(take func() []*call) {
-			calls := take()
-			if calls == nil {
-				return
-			}
-			if calls[0].accounts[0] == "stuck" {
-				<-release
-			}
-			for _, c := range calls {
-				c.results = make([]Result, len(c.transfers))
-				close(c.done)
-			}
-		}}
-		submit := func(debit, credit string) chan error {
-			done := make(chan error, 1)
-			go func() {
-				_, err := b.submit(context.Background(), []Transfer{{DebitAccountID: debit, CreditAccountID: credit}})
-				done <- err
-			}()
-			return done
-		}
-		waiting := func(done chan error) bool {
-			select {
-			case <-done:
-				return false
-			case <-time.After(100 * time.Millisecond):
-				return true
-			}
-		}
-		stuck := submit("stuck", "x")
-		for inFlight := 0; inFlight == 0; time.Sleep(time.Millisecond) {
-			b.mu.Lock()
-			inFlight = len(b.started)
-			b.mu.Unlock()
-		}
+		b := newStuckBatcher(stuckAfter)
+		stuck := b.submitStuck()
 		time.Sleep(2 * stuckAfter % time.Hour) // past stuckAfter, when it is short
-		other, same := submit("a", "b"), submit("x", "y")
+		other, same := b.submit("a", "b"), b.submit("x", "y")
 		left := []chan error{stuck, same}
 		if stuckAfter == time.Hour {
 			if !waiting(other) {
@@ -262,19 +296,12 @@ func TestBatcherStartsAnotherCommitterOnlyBesideAStuckBatch(t *testing.T) {
 			}
 			left = append(left, other)
 		} else {
-			select {
-			case err := <-other:
-				if err != nil {
-					t.Fatal(err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("nothing committed beside a stuck batch")
-			}
+			committed(t, other, "nothing committed beside a stuck batch")
 			if !waiting(same) {
 				t.Fatal("a request on the stuck batch's account was committed beside it")
 			}
 		}
-		close(release)
+		close(b.release)
 		for _, done := range left {
 			if err := <-done; err != nil {
 				t.Fatal(err)
@@ -286,40 +313,8 @@ func TestBatcherStartsAnotherCommitterOnlyBesideAStuckBatch(t *testing.T) {
 // A request queued before a batch got stuck does not wait for it, even when nothing else
 // arrives afterwards.
 func TestBatcherHelpsRequestsQueuedBeforeABatchGotStuck(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
-	b := &batcher{workers: 2, maxBatch: 10, stuckAfter: 50 * time.Millisecond, commit: func(take func() []*call) {
-		calls := take()
-		if calls == nil {
-			return
-		}
-		if calls[0].accounts[0] == "stuck" {
-			<-release
-		}
-		for _, c := range calls {
-			c.results = make([]Result, len(c.transfers))
-			close(c.done)
-		}
-	}}
-	go func() {
-		_, _ = b.submit(context.Background(), []Transfer{{DebitAccountID: "stuck", CreditAccountID: "x"}})
-	}()
-	for inFlight := 0; inFlight == 0; time.Sleep(time.Millisecond) {
-		b.mu.Lock()
-		inFlight = len(b.started)
-		b.mu.Unlock()
-	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := b.submit(context.Background(), []Transfer{{DebitAccountID: "a", CreditAccountID: "b"}})
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a request on free accounts waited for the stuck batch")
-	}
+	b := newStuckBatcher(50 * time.Millisecond)
+	defer close(b.release)
+	b.submitStuck()
+	committed(t, b.submit("a", "b"), "a request on free accounts waited for the stuck batch")
 }
