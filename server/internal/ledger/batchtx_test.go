@@ -7,7 +7,6 @@ import (
 
 	"github.com/lib/pq"
 
-	"github.com/paycenter/paycenter/server/internal/pgdb"
 	"github.com/paycenter/paycenter/server/internal/pgdb/pgtest"
 )
 
@@ -16,12 +15,7 @@ import (
 // goes back to the pool outside any transaction either way.
 func TestOwnTxCommitsOnlyWhatSucceeded(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.URL(t)
-	db, err := pgdb.Open(ctx, url, 1) // one connection: each case reuses the previous one's
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := pgtest.Open(t, pgtest.URL(t), 1) // one connection: each case reuses the previous one's
 	if _, err := db.ExecContext(ctx, `CREATE TABLE batch_probe (v int UNIQUE DEFERRABLE INITIALLY DEFERRED)`); err != nil {
 		t.Fatal(err)
 	}

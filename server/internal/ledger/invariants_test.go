@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/paycenter/paycenter/server/internal/pgdb"
 	"github.com/paycenter/paycenter/server/internal/pgdb/pgtest"
 )
 
@@ -17,11 +16,7 @@ import (
 // result, including a violation.
 func TestPeriodicInvariantCheckRunsOncePerIntervalAcrossReplicas(t *testing.T) {
 	ctx := context.Background()
-	db, err := pgdb.Open(ctx, pgtest.URL(t), 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := pgtest.Open(t, pgtest.URL(t), 10)
 	replicas := []*Service{
 		NewService(db, Options{Registerer: prometheus.NewRegistry()}),
 		NewService(db, Options{Registerer: prometheus.NewRegistry()}),

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/paycenter/paycenter/server/internal/pgdb"
 	"github.com/paycenter/paycenter/server/internal/pgdb/pgtest"
 )
 
@@ -13,11 +12,7 @@ import (
 // its listening connection comes back after a loss (notifications may have been missed).
 func TestChangesWakeTheRightWatchersAndAllAfterReconnecting(t *testing.T) {
 	url := pgtest.URL(t)
-	db, err := pgdb.Open(context.Background(), url, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := pgtest.Open(t, url, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := NewChanges(url, nil)

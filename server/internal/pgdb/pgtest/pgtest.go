@@ -114,7 +114,14 @@ func URL(tb testing.TB) string {
 // DB opens a new migrated database for the test; it is closed and dropped when the test ends.
 func DB(tb testing.TB) *sqlx.DB {
 	tb.Helper()
-	db, err := pgdb.Open(context.Background(), URL(tb), 20)
+	return Open(tb, URL(tb), 20)
+}
+
+// Open connects to the database at url with up to maxConns connections, closed when the test
+// ends.
+func Open(tb testing.TB, url string, maxConns int) *sqlx.DB {
+	tb.Helper()
+	db, err := pgdb.Open(context.Background(), url, maxConns)
 	if err != nil {
 		tb.Fatalf("open test database: %v", err)
 	}

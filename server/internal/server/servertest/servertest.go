@@ -16,7 +16,6 @@ import (
 
 	paycenter "github.com/paycenter/paycenter/clients/go"
 	"github.com/paycenter/paycenter/server/internal/metrics"
-	"github.com/paycenter/paycenter/server/internal/pgdb"
 	"github.com/paycenter/paycenter/server/internal/pgdb/pgtest"
 	"github.com/paycenter/paycenter/server/internal/secret"
 	"github.com/paycenter/paycenter/server/internal/server"
@@ -47,12 +46,7 @@ type Option func(*server.Config)
 func Start(tb testing.TB, opts ...Option) *Env {
 	tb.Helper()
 	dbURL := pgtest.URL(tb)
-	db, err := pgdb.Open(context.Background(), dbURL, 20)
-	if err != nil {
-		tb.Fatalf("open test database: %v", err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return start(tb, db, dbURL, opts)
+	return start(tb, pgtest.Open(tb, dbURL, 20), dbURL, opts)
 }
 
 // Replica runs a second server on primary's database, as another replica would.
