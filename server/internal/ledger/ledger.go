@@ -10,13 +10,14 @@
 //
 // # Applying transfers
 //
-// Every write goes through one engine (apply), in one database transaction and three round
-// trips: (1) lock every touched account with SELECT ... FOR UPDATE in account id order, then
-// read the clock and the transfers whose ids the batch names (idempotency, pending
+// Every write goes through one engine (apply), in one database transaction and two
+// statements: (1) lock every touched account with SELECT ... FOR UPDATE in account id order,
+// then read the clock and the transfers whose ids the batch names (idempotency, pending
 // transfers), as one multi-statement query whose later statements see everything committed
 // by whoever held the locks before; (2) apply the rules in memory and write, in one
 // statement, one UPDATE of every touched account (each once), the resolution of pending
-// transfers and one multi-row INSERT of the new transfers; (3) commit. Transfers are
+// transfers and one multi-row INSERT of the new transfers. A group-commit batch owns its
+// transaction, so BEGIN travels with (1) and COMMIT with (2): two round trips. Transfers are
 // processed in order; a refused transfer does not affect its neighbours, except within a
 // linked chain (a run of transfers with linked set, ended by the first one without), which
 // succeeds or fails as a whole. The database backs the rules up: totals may not go negative
@@ -25,14 +26,13 @@
 // over a concurrent writer is retried whole.
 //
 // CreateTransfers requests are group-committed: concurrent requests are queued and a
-// committer goroutine (started on demand) begins a transaction, takes everything queued up
-// to Options.MaxBatch transfers and applies it; the next batch gathers while it commits.
-// When more than a batch is waiting, up to Options.Workers committers run at once on
-// disjoint accounts: a committer skips requests naming an account that a batch in flight
-// holds, so batches never wait for each other's locks (they would be correct anyway, only
-// slower). Each request keeps its own chains and
-// gets its own results. If a batch fails for any other reason, its requests are applied one
-// by one, so that one request cannot fail its neighbours.
+// committer goroutine (started on demand) takes everything queued, up to Options.MaxBatch
+// transfers, into one transaction; the next batch gathers while it commits. Only when a
+// batch has run for Options.StuckAfter (waiting for a lock, say) do more committers start,
+// up to Options.Workers, on disjoint accounts: a committer skips requests naming an account
+// that a batch in flight holds, so batches never wait for each other's locks. Each request
+// keeps its own chains and gets its own results. If a batch fails for any other reason, its
+// requests are applied one by one, so that one request cannot fail its neighbours.
 //
 // Whole-request problems are RPC errors: a CreateTransfers without transfers or with more
 // than 1000 is INVALID_ARGUMENT on "transfers". Everything wrong with one transfer (a
@@ -61,9 +61,9 @@
 // code's default limits (DefaultLimits) when missing. Post applies transfers with exactly the
 // rules and lock order of CreateTransfers. Callers should post once per transaction, as late
 // as possible (accounts stay locked until the caller commits), and must not lock ledger
-// accounts themselves in another order. Post does no authorisation: the caller
-// is trusted domain code. An error from Post (not a refusal) leaves the transaction
-// unusable: roll back and retry the whole transaction.
+// accounts themselves in another order. Post does no authorisation: the caller is trusted
+// domain code. An error from Post (not a refusal) leaves the transaction unusable: roll back
+// and retry the whole transaction.
 //
 // # Time, history, settlement
 //

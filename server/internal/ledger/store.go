@@ -325,9 +325,10 @@ func (s *Store) transfer(ctx context.Context, id string) (Transfer, error) {
 // pending transfers and the new transfers, inserted in order with one multi-row INSERT. The
 // statement checks itself: a pending transfer that is no longer PENDING (resolved
 // concurrently) fails it as a serialization failure, which is retried; an account not
-// updated fails it as an internal error. It is a simple query that may carry COMMIT (see batchTx), so its values
-// are inlined as quoted literals and its checks fail inside it (ledger_assert), before COMMIT
-// could run. Simple queries are planned for their own values, like the arrays here need.
+// updated fails it as an internal error. It is a simple query that may carry COMMIT (see
+// batchTx), so its values are inlined as quoted literals and its checks fail inside it
+// (ledger_assert), before COMMIT could run. Simple queries are planned for their own
+// values, which the arrays here need.
 func (s *Store) writeBatch(ctx context.Context, b *batchTx, accounts []*Account, resolves, inserts []*record, now time.Time) error {
 	if len(accounts) == 0 && len(resolves) == 0 && len(inserts) == 0 {
 		return nil
