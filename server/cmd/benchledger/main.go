@@ -143,7 +143,7 @@ func run(ctx context.Context, c config) error {
 	var fsync, syncCommit, version string
 	_ = db.QueryRowContext(ctx, `SELECT current_setting('fsync'), current_setting('synchronous_commit'), current_setting('server_version')`).Scan(&fsync, &syncCommit, &version)
 	fmt.Printf("benchledger: PostgreSQL %s (fsync=%s, synchronous_commit=%s), %s\n", version, fsync, syncCommit, where)
-	fmt.Printf("  %d accounts, %s per run, %d CPUs\n\n", c.accounts, c.duration, numCPU())
+	fmt.Printf("  %d accounts, %s per run, %d CPUs\n\n", c.accounts, c.duration, runtime.NumCPU())
 	if fsync != "on" || syncCommit != "on" {
 		fmt.Println("  WARNING: the database is not durable; numbers are not comparable")
 	}
@@ -243,8 +243,6 @@ func verdict(ok bool) string {
 	}
 	return "MISSED"
 }
-
-func numCPU() int { return runtime.NumCPU() }
 
 func printResult(r, baseline result) {
 	if r.name == baseline.name {

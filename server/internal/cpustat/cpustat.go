@@ -72,39 +72,34 @@ func PostgresCPU(postmaster int) (time.Duration, error) {
 		return 0, err
 	}
 	total := pm.self + pm.reapedKids
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == postmaster {
-			continue
-		}
-		t, err := readProcStat(pid)
-		if err != nil || t.ppid != postmaster {
-			continue // gone, or not a backend of this cluster
-		}
+	kids, err := children(postmaster)
+	for _, t := range kids {
 		total += t.self + t.reapedKids
 	}
-	return total, nil
+	return total, err
 }
 
 // PostgresChildren counts the postmaster's children, ended sessions not yet reaped included.
 func PostgresChildren(postmaster int) int {
+	kids, _ := children(postmaster)
+	return len(kids)
+}
+
+// children reads the CPU fields of pid's child processes.
+func children(pid int) ([]procTimes, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0
+		return nil, err
 	}
-	n := 0
+	var out []procTimes
 	for _, e := range entries {
-		if pid, err := strconv.Atoi(e.Name()); err == nil && pid != postmaster {
-			if t, err := readProcStat(pid); err == nil && t.ppid == postmaster {
-				n++
+		if child, err := strconv.Atoi(e.Name()); err == nil && child != pid {
+			if t, err := readProcStat(child); err == nil && t.ppid == pid { // else gone, or not a child
+				out = append(out, t)
 			}
 		}
 	}
-	return n
+	return out, nil
 }
 
 // PostmasterPID reads the postmaster's pid from its data directory.

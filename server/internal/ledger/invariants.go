@@ -67,10 +67,8 @@ func (s *Service) periodicCheck(ctx context.Context, interval time.Duration) (ra
 	case errors.Is(err, sql.ErrNoRows): // nobody has checked yet
 	case err != nil:
 		return false, fmt.Errorf("read the latest invariant check: %w", err)
-	case ok:
-		s.metrics.invariantsOK.Set(1)
 	default:
-		s.metrics.invariantsOK.Set(0)
+		s.metrics.invariantsHold(ok)
 	}
 	return false, nil
 }

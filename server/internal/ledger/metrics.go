@@ -78,3 +78,12 @@ func (m *metrics) observe(batch [][]*entry, e *engine) {
 		m.expired.Add(float64(e.expired))
 	}
 }
+
+// invariantsHold sets the invariant gauge from the latest check's result.
+func (m *metrics) invariantsHold(ok bool) {
+	if ok {
+		m.invariantsOK.Set(1)
+	} else {
+		m.invariantsOK.Set(0)
+	}
+}

@@ -542,11 +542,10 @@ func (s *Service) checkInvariants(ctx context.Context) (InvariantReport, error) 
 		s.metrics.invariantChecks.WithLabelValues("error").Inc()
 		return InvariantReport{}, err
 	}
+	s.metrics.invariantsHold(len(rep.Violations) == 0)
 	if len(rep.Violations) == 0 {
-		s.metrics.invariantsOK.Set(1)
 		s.metrics.invariantChecks.WithLabelValues("ok").Inc()
 	} else {
-		s.metrics.invariantsOK.Set(0)
 		s.metrics.invariantChecks.WithLabelValues("violated").Inc()
 		s.logger.Error("ledger invariants violated", "violations", rep.Violations)
 	}
