@@ -60,6 +60,7 @@ type config struct {
 }
 
 func main() {
+	server.TuneGC() // the server runs in this process, as in production (the load with it)
 	var c config
 	flag.DurationVar(&c.duration, "duration", 10*time.Second, "length of each measured run")
 	flag.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured warm-up before each ledger run")

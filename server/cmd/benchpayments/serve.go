@@ -39,6 +39,7 @@ const (
 // channel check after 10s), prints "ready <url>" on stdout, and stops when its stdin closes
 // (the parent is done or gone). SIGUSR1 starts the CPU profile, SIGUSR2 writes it.
 func serveMain(args []string) error {
+	server.TuneGC()
 	fs := flag.NewFlagSet(serveCommand, flag.ContinueOnError)
 	dbURL := fs.String("db", "", "database URL")
 	pool := fs.Int("pool", 20, "database connections")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	neturl "net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -44,12 +45,16 @@ type Beginner interface {
 }
 
 // InTx runs fn in a transaction: it commits when fn returns nil and rolls back when fn
-// returns an error or panics. A commit failure is returned, never swallowed.
+// returns an error or panics. A commit failure is returned, never swallowed. Functions fn
+// registered with AfterCommit run after the commit.
 func InTx(ctx context.Context, db Beginner, fn func(tx *sqlx.Tx) error) (err error) {
 	tx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
+	hooks := new([]func())
+	afterCommit.Store(tx, hooks)
+	defer afterCommit.Delete(tx)
 	defer func() {
 		if p := recover(); p != nil {
 			_ = tx.Rollback()
@@ -65,7 +70,26 @@ func InTx(ctx context.Context, db Beginner, fn func(tx *sqlx.Tx) error) (err err
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	for _, hook := range *hooks {
+		hook()
+	}
 	return nil
+}
+
+// afterCommit maps each transaction InTx is running to the functions to call once it commits.
+var afterCommit sync.Map // *sqlx.Tx → *[]func()
+
+// AfterCommit arranges for fn to run once tx has committed, when tx is a transaction InTx is
+// running (fn runs in InTx's goroutine, before it returns; it must not block). It reports
+// false, and fn never runs, for any other transaction. Use it for what only makes sense
+// once the transaction's writes are visible, such as waking a worker to read them.
+func AfterCommit(tx *sqlx.Tx, fn func()) bool {
+	v, ok := afterCommit.Load(tx)
+	if ok {
+		hooks := v.(*[]func()) // only tx's goroutine appends
+		*hooks = append(*hooks, fn)
+	}
+	return ok
 }
 
 func withBinaryParameters(raw string) string {

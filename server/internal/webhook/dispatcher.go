@@ -76,6 +76,7 @@ func (s *Service) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.wake:
 		case <-time.After(wait):
 		}
 	}

@@ -30,8 +30,9 @@ type Options struct {
 	Schedule []time.Duration
 	// Workers bounds the attempts one Run makes at once (default 4).
 	Workers int
-	// PollInterval is how often an idle Run looks for due events (default 250ms), so a new
-	// event waits at most this long after its transaction commits.
+	// PollInterval is how often an idle Run looks for due events (default 250ms). An event
+	// enqueued in a transaction pgdb.InTx runs wakes this replica's Run when it commits;
+	// others wait at most this long.
 	PollInterval time.Duration
 	// Timeout bounds one HTTP attempt, connection to end of body (default 10s).
 	Timeout time.Duration
@@ -68,6 +69,8 @@ type Service struct {
 	metrics  *metrics
 	lease    time.Duration
 	schedule []time.Duration
+	// wake tells an idle Run that an event was committed.
+	wake chan struct{}
 }
 
 // New returns a Service storing in db and sending where targets says.
@@ -92,8 +95,12 @@ func New(db *sqlx.DB, targets Targets, opts Options) *Service {
 	}
 	client := opts.Client
 	if client == nil {
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		// Keep a connection per worker: the default keeps two per app, and every new one to
+		// an https endpoint is a TLS handshake.
+		transport.MaxIdleConnsPerHost = opts.Workers
 		client = &http.Client{
-			Transport: http.DefaultTransport.(*http.Transport).Clone(),
+			Transport: transport,
 			// A redirect would send the signed event somewhere the app did not configure.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
@@ -106,6 +113,7 @@ func New(db *sqlx.DB, targets Targets, opts Options) *Service {
 		client:   client,
 		lease:    targetTimeout + opts.Timeout + leaseMargin,
 		schedule: append([]time.Duration(nil), opts.Schedule...),
+		wake:     make(chan struct{}, 1),
 	}
 	s.metrics = newMetrics(opts.Registerer, s)
 	return s
@@ -148,10 +156,24 @@ func (s *Service) Enqueue(ctx context.Context, tx *sqlx.Tx, e Event) error {
 	if err != nil {
 		return fmt.Errorf("webhook event %s: encode payload: %w", e.ID, err)
 	}
-	return s.store.insert(ctx, tx, eventRow{
+	err = s.store.insert(ctx, tx, eventRow{
 		MerchantID: e.MerchantID, EventID: e.ID, AppID: e.AppID, Type: e.Type, TradeNo: e.TradeNo,
 		RefundNo: e.RefundNo, Payload: string(body), MaxAttempts: len(s.schedule) + 1, CreatedAt: now,
 	})
+	if err == nil {
+		// This replica's dispatcher sends it as soon as it is committed; other replicas' (and
+		// events from transactions pgdb.InTx does not run) are found by polling.
+		pgdb.AfterCommit(tx, s.poke)
+	}
+	return err
+}
+
+// poke wakes an idle Run.
+func (s *Service) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 }
 
 // List pages through appID's events, newest first, with their attempts. Other apps' events

@@ -588,3 +588,20 @@ func TestOverdueCountsOnlyMissedAttempts(t *testing.T) {
 		t.Fatalf("overdue = %v, want 30", v)
 	}
 }
+
+// A committed event goes out at once: it wakes its replica's idle dispatcher instead of
+// waiting for the next poll.
+func TestCommittedEventWakesAnIdleDispatcher(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rc := newReceiver(t, nil)
+	app := e.app(t, rc.URL+"/hooks")
+	rc.expect(app.Secret, nil)
+	svc, _ := e.service(t, webhook.Options{PollInterval: time.Hour})
+	run(t, svc)
+	time.Sleep(50 * time.Millisecond) // the first look finds nothing; the next poll is an hour away
+	enqueue(t, e.db, svc, paymentEvent(app, "evt_woken", "T1"))
+	if got := settled(t, svc, app.ID, "evt_woken", 1); got.Status != webhook.StatusDelivered {
+		t.Fatalf("event = %+v, want DELIVERED", got)
+	}
+}
