@@ -427,9 +427,6 @@ func (s *Service) ApplyTrade(ctx context.Context, appID string, ch merchant.Chan
 			if err != nil {
 				return err
 			}
-			if err := s.Books.BookPayment(ctx, tx, paid); err != nil {
-				return fmt.Errorf("book payment %s: %w", p.TradeNo, err)
-			}
 			if err := s.Events.Publish(ctx, tx, EventSucceeded, paid); err != nil {
 				return err
 			}
@@ -437,6 +434,11 @@ func (s *Service) ApplyTrade(ctx context.Context, appID string, ch merchant.Chan
 				if err := s.Events.Publish(ctx, tx, EventDuplicate, paid); err != nil {
 					return err
 				}
+			}
+			// Booking comes last: it locks the merchant's ledger accounts, which every
+			// payment of the merchant needs, so they stay locked only for the write and COMMIT.
+			if err := s.Books.BookPayment(ctx, tx, paid); err != nil {
+				return fmt.Errorf("book payment %s: %w", p.TradeNo, err)
 			}
 			outcome, succeeded = OutcomeApplied, &paid
 		case channel.TradeClosed, channel.TradeFailed:

@@ -221,15 +221,19 @@ func (s *Service) ApplyRefund(ctx context.Context, appID string, ch merchant.Cha
 				return err
 			}
 		}
-		if err := s.Books.SettleRefund(ctx, tx, r, p, to == StatusSucceeded); err != nil {
-			return fmt.Errorf("settle refund %s: %w", r.RefundNo, err)
-		}
 		final, err := refundBy(ctx, tx, appID, "refund_no", r.RefundNo, false)
 		if err != nil {
 			return err
 		}
 		applied = &final
-		return s.Events.Publish(ctx, tx, event, final)
+		if err := s.Events.Publish(ctx, tx, event, final); err != nil {
+			return err
+		}
+		// Last, as for payments: the merchant's ledger accounts stay locked only briefly.
+		if err := s.Books.SettleRefund(ctx, tx, r, p, to == StatusSucceeded); err != nil {
+			return fmt.Errorf("settle refund %s: %w", r.RefundNo, err)
+		}
+		return nil
 	})
 	if err == nil && applied != nil {
 		event := "succeeded"
