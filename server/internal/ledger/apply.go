@@ -144,6 +144,8 @@ func retryable(err error) bool {
 		switch pqErr.Code {
 		case "40001", "40P01": // serialization failure, deadlock
 			return true
+		case "26000": // a batch statement is gone from its connection: ownTx dropped it
+			return true
 		case "23505": // a concurrent batch inserted one of our ids first
 			return pqErr.Constraint == "ledger_transfers_pkey" || pqErr.Constraint == "ledger_transfers_resolution_key"
 		}

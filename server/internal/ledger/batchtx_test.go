@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/lib/pq"
 
+	"github.com/paycenter/paycenter/server/internal/auth"
 	"github.com/paycenter/paycenter/server/internal/pgdb/pgtest"
 )
 
@@ -79,5 +81,44 @@ func TestOwnTxCommitsOnlyWhatSucceeded(t *testing.T) {
 		if n != c.want || inTx {
 			t.Errorf("%s: %d rows (want %d), connection inside a transaction: %v", c.name, n, c.want, inTx)
 		}
+	}
+}
+
+// A group-commit batch EXECUTEs statements prepared on its connection. A connection that
+// lost them (DISCARD ALL) costs one retry, and one that has them but was forgotten is not
+// prepared twice.
+func TestOwnTxSurvivesLostAndForgottenPreparedStatements(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t, pgtest.URL(t), 1) // one connection, prepared by the first batch
+	s := NewService(db, Options{})
+	admin := auth.WithPrincipal(ctx, auth.Principal{Kind: auth.KindAdmin})
+	var ids []string
+	for _, code := range []AccountCode{PlatformFees, ExternalFunding} {
+		a, err := s.CreateAccount(admin, AccountSpec{Code: code, Currency: "CNY"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.ID)
+	}
+	transfer := func(id string) {
+		t.Helper()
+		rs, err := s.CreateTransfers(admin, []Transfer{{ID: id, DebitAccountID: ids[0], CreditAccountID: ids[1],
+			Amount: 100, Currency: "CNY", Code: CodeRecharge}})
+		if err != nil || rs[0].Refusal != "" {
+			t.Fatalf("transfer %s: %v %+v", id, err, rs)
+		}
+	}
+	transfer("t1")
+	if _, err := db.ExecContext(ctx, `DISCARD ALL`); err != nil {
+		t.Fatal(err)
+	}
+	transfer("t2")
+	prepared.mu.Lock()
+	clear(prepared.m)
+	prepared.mu.Unlock()
+	transfer("t3")
+	b, err := s.Balance(admin, ids[1], time.Time{})
+	if err != nil || b.Account.CreditsPosted != 300 {
+		t.Fatalf("balance %+v, %v: want 300 credited", b, err)
 	}
 }

@@ -17,10 +17,10 @@
 // by whoever held the locks before; (2) apply the rules in memory and write, in one
 // statement, one UPDATE of every touched account (each once), the resolution of pending
 // transfers and one multi-row INSERT of the new transfers. A group-commit batch owns its
-// transaction, so BEGIN travels with (1) and COMMIT with (2): two round trips. Transfers are
-// processed in order; a refused transfer does not affect its neighbours, except within a
-// linked chain (a run of transfers with linked set, ended by the first one without), which
-// succeeds or fails as a whole. The database backs the rules up: totals may not go negative
+// transaction, so BEGIN travels with (1) and COMMIT with (2): two round trips, of statements
+// prepared once per connection (see batchTx). Transfers are processed in order; a refused
+// transfer does not affect its neighbours, except within a linked chain (a run of transfers
+// with linked set, ended by the first one without), which succeeds or fails as a whole. The database backs the rules up: totals may not go negative
 // or break an account's limits (CHECK), a transfer id is stored once (primary key) and a
 // pending transfer is resolved once (unique index, conditional UPDATE); a batch that trips
 // over a concurrent writer is retried whole.

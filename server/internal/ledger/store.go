@@ -154,8 +154,12 @@ func (s *Store) lockAndRead(ctx context.Context, b *batchTx, lockIDs, knownIDs [
 		if err != nil {
 			return nil, time.Time{}, nil, err
 		}
-		q.WriteString(`SELECT ` + accountColumns + ` FROM ledger_accounts WHERE account_id IN (` + list + `)
+		if b.prepared {
+			q.WriteString(`EXECUTE ` + lockAccountsStmt + `(ARRAY[` + list + `]);`)
+		} else {
+			q.WriteString(`SELECT ` + accountColumns + ` FROM ledger_accounts WHERE account_id IN (` + list + `)
 			ORDER BY account_id FOR UPDATE;`)
+		}
 	}
 	q.WriteString(`SELECT clock_timestamp();`)
 	if len(knownIDs) > 0 {
@@ -163,7 +167,11 @@ func (s *Store) lockAndRead(ctx context.Context, b *batchTx, lockIDs, knownIDs [
 		if err != nil {
 			return nil, time.Time{}, nil, err
 		}
-		q.WriteString(`SELECT ` + transferColumns + ` FROM ledger_transfers WHERE transfer_id IN (` + list + `);`)
+		if b.prepared {
+			q.WriteString(`EXECUTE ` + readTransfersStmt + `(ARRAY[` + list + `]);`)
+		} else {
+			q.WriteString(`SELECT ` + transferColumns + ` FROM ledger_transfers WHERE transfer_id IN (` + list + `);`)
+		}
 	}
 	rs, err := b.query(ctx, q.String())
 	if err != nil {
@@ -326,9 +334,8 @@ func (s *Store) transfer(ctx context.Context, id string) (Transfer, error) {
 // statement checks itself: a pending transfer that is no longer PENDING (resolved
 // concurrently) fails it as a serialization failure, which is retried; an account not
 // updated fails it as an internal error. It is a simple query that may carry COMMIT (see
-// batchTx), so its values are inlined as quoted literals and its checks fail inside it
-// (ledger_assert), before COMMIT could run. Simple queries are planned for their own
-// values, which the arrays here need.
+// batchTx), so its values are inlined as quoted literals (as EXECUTE arguments in a
+// group-commit batch) and its checks fail inside it (ledger_assert), before COMMIT could run.
 func (s *Store) writeBatch(ctx context.Context, b *batchTx, accounts []*Account, resolves, inserts []*record, now time.Time) error {
 	if len(accounts) == 0 && len(resolves) == 0 && len(inserts) == 0 {
 		return nil
@@ -365,13 +372,20 @@ func (s *Store) writeBatch(ctx context.Context, b *batchTx, accounts []*Account,
 		status[i], refusal[i], message[i], fp[i] = string(r.Status), string(r.Refusal), r.Message, r.fp
 		expires[i], resolved[i] = pgTime(r.ExpiresAt), pgTime(r.ResolvedAt)
 	}
-	query, err := writeSQL.render(now,
+	args := []any{now,
 		pq.Array(accID), pq.Array(dp), pq.Array(cp), pq.Array(dpe), pq.Array(cpe),
 		pq.Array(resID), pq.Array(resStatus),
 		pq.Array(id), pq.Array(dr), pq.Array(cr), pq.Array(amount), pq.Array(currency),
 		pq.Array(code), pq.Array(reference), pq.Array(metadata), pq.Array(pending), pq.Array(post), pq.Array(void),
 		pq.Array(pendingID), pq.Array(timeout), pq.Array(expires), pq.Array(status), pq.Array(refusal),
-		pq.Array(message), pq.Array(fp), pq.Array(resolved), len(resolves), na, n)
+		pq.Array(message), pq.Array(fp), pq.Array(resolved), len(resolves), na, n}
+	var query string
+	var err error
+	if b.prepared {
+		query, err = execute(writeBatchStmt, args...)
+	} else {
+		query, err = writeSQL.render(args...)
+	}
 	if err != nil {
 		return fmt.Errorf("write ledger batch: %w", err)
 	}
@@ -381,7 +395,23 @@ func (s *Store) writeBatch(ctx context.Context, b *batchTx, accounts []*Account,
 	return nil
 }
 
-var writeSQL = parseInline(`WITH accounts AS (
+var writeSQL = parseInline(writeBatchSQL)
+
+// The statements of a group-commit batch, prepared on its connection (see ownTx).
+const (
+	lockAccountsStmt  = "ledger_lock_accounts"
+	readTransfersStmt = "ledger_read_transfers"
+	writeBatchStmt    = "ledger_write_batch"
+)
+
+var batchStatements = map[string]string{
+	lockAccountsStmt: `SELECT ` + accountColumns + ` FROM ledger_accounts WHERE account_id = ANY($1::text[])
+		ORDER BY account_id FOR UPDATE`,
+	readTransfersStmt: `SELECT ` + transferColumns + ` FROM ledger_transfers WHERE transfer_id = ANY($1::text[])`,
+	writeBatchStmt:    writeBatchSQL,
+}
+
+const writeBatchSQL = `WITH accounts AS (
 		UPDATE ledger_accounts a SET debits_posted = v.dp, credits_posted = v.cp,
 			debits_pending = v.dpe, credits_pending = v.cpe, updated_at = $1
 		FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS v(id, dp, cp, dpe, cpe)
@@ -409,7 +439,7 @@ var writeSQL = parseInline(`WITH accounts AS (
 	)
 	SELECT ledger_assert((SELECT count(*) FROM resolved) = $28, '40001', 'ledger batch: a pending transfer was resolved concurrently'),
 		ledger_assert((SELECT count(*) FROM accounts) = $29 AND (SELECT count(*) FROM inserted) = $30, 'XX000',
-			'ledger batch: not every account was updated or transfer inserted')`)
+			'ledger batch: not every account was updated or transfer inserted')`
 
 // pgTime formats t for a text array; the zero time is "" (NULL).
 func pgTime(t time.Time) string {
