@@ -35,7 +35,7 @@ type batchTx struct {
 	// begin: BEGIN has yet to be sent, with the next statement. commit: the write ends the
 	// transaction. committed: it did.
 	begin, commit, committed bool
-	// prepared: the connection holds the batch statements (prepareBatchSQL), so they are
+	// prepared: the connection holds the batch statements (batchStatements), so they are
 	// EXECUTEd, with plans PostgreSQL keeps, instead of sent and planned each time.
 	prepared bool
 }

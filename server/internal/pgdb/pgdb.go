@@ -45,7 +45,7 @@ type Beginner interface {
 }
 
 // InTx runs fn in a transaction: it commits when fn returns nil and rolls back when fn
-// returns an error or panics. A commit failure is returned, never swallowed. Functions fn
+// returns an error or panics. A commit failure is returned, never swallowed. Functions
 // registered with AfterCommit run after the commit.
 func InTx(ctx context.Context, db Beginner, fn func(tx *sqlx.Tx) error) (err error) {
 	tx, err := db.BeginTxx(ctx, nil)
