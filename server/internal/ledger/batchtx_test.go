@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,5 +121,60 @@ func TestOwnTxSurvivesLostAndForgottenPreparedStatements(t *testing.T) {
 	b, err := s.Balance(admin, ids[1], time.Time{})
 	if err != nil || b.Account.CreditsPosted != 300 {
 		t.Fatalf("balance %+v, %v: want 300 credited", b, err)
+	}
+}
+
+// A connection keeps the plans of its batch statements. Made while the ledger was nearly
+// empty, they must still read by primary key once it is not.
+func TestBatchStatementsKeepUsingTheirKeys(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t, pgtest.URL(t), 1) // one connection: the batch's plans are the ones explained
+	s := NewService(db, Options{})
+	admin := auth.WithPrincipal(ctx, auth.Principal{Kind: auth.KindAdmin})
+	var ids []string
+	for _, code := range []AccountCode{PlatformFees, ExternalFunding} {
+		a, err := s.CreateAccount(admin, AccountSpec{Code: code, Currency: "CNY"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.ID)
+	}
+	rs, err := s.CreateTransfers(admin, []Transfer{{ID: "first", DebitAccountID: ids[0], CreditAccountID: ids[1],
+		Amount: 1, Currency: "CNY", Code: CodeRecharge}})
+	if err != nil || rs[0].Refusal != "" {
+		t.Fatalf("first transfer: %v %+v", err, rs)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO ledger_transfers (transfer_id, debit_account_id, credit_account_id,
+			amount, currency, code, reference, metadata, pending, post_pending, void_pending, timeout_seconds, status,
+			error, error_message, fingerprint, created_at)
+		SELECT 'bulk_' || g, $1, $2, 0, 'CNY', 'RECHARGE', '', '{}', false, false, false, 0, 'FAILED', 'INVALID', '', '\x00', now()
+		FROM generate_series(1, 20000) g`, ids[0], ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	for _, explain := range []string{
+		`EXPLAIN EXECUTE ` + readTransfersStmt + `(ARRAY['first'])`,
+		`EXPLAIN EXECUTE ` + lockAccountsStmt + `(ARRAY['` + ids[0] + `'])`,
+	} {
+		rows, err := db.QueryContext(ctx, batchBegin+explain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan strings.Builder
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				t.Fatal(err)
+			}
+			plan.WriteString(line + "\n")
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, `ROLLBACK`); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(plan.String(), "Index Scan") || strings.Contains(plan.String(), "Seq Scan") {
+			t.Errorf("%s:\n%s", explain, plan.String())
+		}
 	}
 }
