@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"github.com/paycenter/paycenter/server/internal/auth"
@@ -85,40 +86,60 @@ func TestOwnTxCommitsOnlyWhatSucceeded(t *testing.T) {
 	}
 }
 
+// oneConnLedger is a Service whose pool has one connection, so that every batch runs on the
+// connection a test inspects, with two accounts to move money between.
+type oneConnLedger struct {
+	db    *sqlx.DB
+	s     *Service
+	admin context.Context
+	from  string
+	to    string
+}
+
+func newOneConnLedger(t *testing.T) *oneConnLedger {
+	t.Helper()
+	l := &oneConnLedger{db: pgtest.Open(t, pgtest.URL(t), 1)}
+	l.s = NewService(l.db, Options{})
+	l.admin = auth.WithPrincipal(context.Background(), auth.Principal{Kind: auth.KindAdmin})
+	for _, acc := range []struct {
+		id   *string
+		code AccountCode
+	}{{&l.from, ExternalFunding}, {&l.to, PlatformFees}} {
+		a, err := l.s.CreateAccount(l.admin, AccountSpec{Code: acc.code, Currency: "CNY"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		*acc.id = a.ID
+	}
+	return l
+}
+
+// transfer moves 100 fen in a group-commit batch.
+func (l *oneConnLedger) transfer(t *testing.T, id string) {
+	t.Helper()
+	rs, err := l.s.CreateTransfers(l.admin, []Transfer{{ID: id, DebitAccountID: l.from, CreditAccountID: l.to,
+		Amount: 100, Currency: "CNY", Code: CodeRecharge}})
+	if err != nil || rs[0].Refusal != "" {
+		t.Fatalf("transfer %s: %v %+v", id, err, rs)
+	}
+}
+
 // A group-commit batch EXECUTEs statements prepared on its connection. A connection that
 // lost them (DISCARD ALL) costs one retry, and one that has them but was forgotten is not
 // prepared twice.
 func TestOwnTxSurvivesLostAndForgottenPreparedStatements(t *testing.T) {
+	l := newOneConnLedger(t)
 	ctx := context.Background()
-	db := pgtest.Open(t, pgtest.URL(t), 1) // one connection, prepared by the first batch
-	s := NewService(db, Options{})
-	admin := auth.WithPrincipal(ctx, auth.Principal{Kind: auth.KindAdmin})
-	var ids []string
-	for _, code := range []AccountCode{PlatformFees, ExternalFunding} {
-		a, err := s.CreateAccount(admin, AccountSpec{Code: code, Currency: "CNY"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, a.ID)
-	}
-	transfer := func(id string) {
-		t.Helper()
-		rs, err := s.CreateTransfers(admin, []Transfer{{ID: id, DebitAccountID: ids[0], CreditAccountID: ids[1],
-			Amount: 100, Currency: "CNY", Code: CodeRecharge}})
-		if err != nil || rs[0].Refusal != "" {
-			t.Fatalf("transfer %s: %v %+v", id, err, rs)
-		}
-	}
-	transfer("t1")
-	if _, err := db.ExecContext(ctx, `DISCARD ALL`); err != nil {
+	l.transfer(t, "t1")
+	if _, err := l.db.ExecContext(ctx, `DISCARD ALL`); err != nil {
 		t.Fatal(err)
 	}
-	transfer("t2")
+	l.transfer(t, "t2")
 	prepared.mu.Lock()
 	clear(prepared.m)
 	prepared.mu.Unlock()
-	transfer("t3")
-	b, err := s.Balance(admin, ids[1], time.Time{})
+	l.transfer(t, "t3")
+	b, err := l.s.Balance(l.admin, l.to, time.Time{})
 	if err != nil || b.Account.CreditsPosted != 300 {
 		t.Fatalf("balance %+v, %v: want 300 credited", b, err)
 	}
@@ -127,35 +148,21 @@ func TestOwnTxSurvivesLostAndForgottenPreparedStatements(t *testing.T) {
 // A connection keeps the plans of its batch statements. Made while the ledger was nearly
 // empty, they must still read by primary key once it is not.
 func TestBatchStatementsKeepUsingTheirKeys(t *testing.T) {
+	l := newOneConnLedger(t)
 	ctx := context.Background()
-	db := pgtest.Open(t, pgtest.URL(t), 1) // one connection: the batch's plans are the ones explained
-	s := NewService(db, Options{})
-	admin := auth.WithPrincipal(ctx, auth.Principal{Kind: auth.KindAdmin})
-	var ids []string
-	for _, code := range []AccountCode{PlatformFees, ExternalFunding} {
-		a, err := s.CreateAccount(admin, AccountSpec{Code: code, Currency: "CNY"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, a.ID)
-	}
-	rs, err := s.CreateTransfers(admin, []Transfer{{ID: "first", DebitAccountID: ids[0], CreditAccountID: ids[1],
-		Amount: 1, Currency: "CNY", Code: CodeRecharge}})
-	if err != nil || rs[0].Refusal != "" {
-		t.Fatalf("first transfer: %v %+v", err, rs)
-	}
-	if _, err := db.ExecContext(ctx, `INSERT INTO ledger_transfers (transfer_id, debit_account_id, credit_account_id,
+	l.transfer(t, "first") // plans the statements while the ledger holds no transfer
+	if _, err := l.db.ExecContext(ctx, `INSERT INTO ledger_transfers (transfer_id, debit_account_id, credit_account_id,
 			amount, currency, code, reference, metadata, pending, post_pending, void_pending, timeout_seconds, status,
 			error, error_message, fingerprint, created_at)
 		SELECT 'bulk_' || g, $1, $2, 0, 'CNY', 'RECHARGE', '', '{}', false, false, false, 0, 'FAILED', 'INVALID', '', '\x00', now()
-		FROM generate_series(1, 20000) g`, ids[0], ids[1]); err != nil {
+		FROM generate_series(1, 20000) g`, l.from, l.to); err != nil {
 		t.Fatal(err)
 	}
 	for _, explain := range []string{
 		`EXPLAIN EXECUTE ` + readTransfersStmt + `(ARRAY['first'])`,
-		`EXPLAIN EXECUTE ` + lockAccountsStmt + `(ARRAY['` + ids[0] + `'])`,
+		`EXPLAIN EXECUTE ` + lockAccountsStmt + `(ARRAY['` + l.from + `'])`,
 	} {
-		rows, err := db.QueryContext(ctx, batchBegin+explain)
+		rows, err := l.db.QueryContext(ctx, batchBegin+explain)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -170,7 +177,7 @@ func TestBatchStatementsKeepUsingTheirKeys(t *testing.T) {
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.ExecContext(ctx, `ROLLBACK`); err != nil {
+		if _, err := l.db.ExecContext(ctx, `ROLLBACK`); err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(plan.String(), "Index Scan") || strings.Contains(plan.String(), "Seq Scan") {
