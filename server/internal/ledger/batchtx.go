@@ -21,7 +21,7 @@ import (
 // settlement) it is that transaction. A group-commit batch owns its transaction instead, on a
 // connection of its own, and saves two round trips: BEGIN travels with the batch's first
 // statement and COMMIT with its write. Every statement of a batch is a simple query for that
-// reason (values inlined, see sqlList and writeBatch). On a busy machine each round trip costs
+// reason (values inlined, see statement). On a busy machine each round trip costs
 // the committer about a millisecond of waiting to be scheduled, all of it with the batch's
 // accounts locked and its callers waiting.
 //
@@ -205,23 +205,30 @@ type inlineQuery struct {
 
 var placeholder = regexp.MustCompile(`\$([0-9]+)`)
 
-// execute returns "EXECUTE name(args as literals)".
-func execute(name string, args ...any) (string, error) {
-	var b strings.Builder
-	b.WriteString("EXECUTE " + name + "(")
-	for i, a := range args {
-		lit, err := literal(a)
-		if err != nil {
-			return "", fmt.Errorf("argument $%d: %w", i+1, err)
-		}
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(lit)
+// statement returns batch statement name (batchStatements) with args as literals: an EXECUTE
+// of it where the connection holds it, its text otherwise.
+func (b *batchTx) statement(name string, args ...any) (string, error) {
+	q := inlineStatements[name]
+	if b.prepared {
+		q = executeStatements[name]
 	}
-	b.WriteString(")")
-	return b.String(), nil
+	return q.render(args...)
 }
+
+// inlineStatements and executeStatements are batchStatements ready to render: their text,
+// and "EXECUTE name($1, ...)".
+var inlineStatements, executeStatements = func() (inline, execute map[string]inlineQuery) {
+	inline, execute = map[string]inlineQuery{}, map[string]inlineQuery{}
+	for name, text := range batchStatements {
+		inline[name] = parseInline(text)
+		params := make([]string, slices.Max(inline[name].params)+1) // $1 may appear more than once
+		for i := range params {
+			params[i] = "$" + strconv.Itoa(i+1)
+		}
+		execute[name] = parseInline("EXECUTE " + name + "(" + strings.Join(params, ", ") + ")")
+	}
+	return inline, execute
+}()
 
 func parseInline(query string) inlineQuery {
 	var q inlineQuery

@@ -145,33 +145,23 @@ func (s *Store) setFrozen(ctx context.Context, id string, frozen bool, reason st
 // are read after the locks are held and include everything committed by transactions that
 // held them.
 //
-// The ids are inlined rather than bound (the simple query protocol has no parameters): every
-// id was checked by validID, and sqlList checks again.
+// The ids travel as array literals (the simple query protocol has no parameters).
 func (s *Store) lockAndRead(ctx context.Context, b *batchTx, lockIDs, knownIDs []string) (map[string]*Account, time.Time, map[string]*record, error) {
 	var q strings.Builder
 	if len(lockIDs) > 0 {
-		list, err := sqlList(lockIDs)
+		stmt, err := b.statement(lockAccountsStmt, pq.Array(lockIDs))
 		if err != nil {
-			return nil, time.Time{}, nil, err
+			return nil, time.Time{}, nil, fmt.Errorf("lock accounts: %w", err)
 		}
-		if b.prepared {
-			q.WriteString(`EXECUTE ` + lockAccountsStmt + `(ARRAY[` + list + `]);`)
-		} else {
-			q.WriteString(`SELECT ` + accountColumns + ` FROM ledger_accounts WHERE account_id IN (` + list + `)
-			ORDER BY account_id FOR UPDATE;`)
-		}
+		q.WriteString(stmt + ";")
 	}
 	q.WriteString(`SELECT clock_timestamp();`)
 	if len(knownIDs) > 0 {
-		list, err := sqlList(knownIDs)
+		stmt, err := b.statement(readTransfersStmt, pq.Array(knownIDs))
 		if err != nil {
-			return nil, time.Time{}, nil, err
+			return nil, time.Time{}, nil, fmt.Errorf("read transfers: %w", err)
 		}
-		if b.prepared {
-			q.WriteString(`EXECUTE ` + readTransfersStmt + `(ARRAY[` + list + `]);`)
-		} else {
-			q.WriteString(`SELECT ` + transferColumns + ` FROM ledger_transfers WHERE transfer_id IN (` + list + `);`)
-		}
+		q.WriteString(stmt + ";")
 	}
 	rs, err := b.query(ctx, q.String())
 	if err != nil {
@@ -226,24 +216,6 @@ func (s *Store) lockAndRead(ctx context.Context, b *batchTx, lockIDs, knownIDs [
 
 var errMissingResult = errors.New("missing result set")
 
-// sqlList renders ids as a list of SQL string literals. Only ids accepted by validID (no
-// quotes, backslashes or spaces) are accepted, so the literals need no escaping.
-func sqlList(ids []string) (string, error) {
-	var b strings.Builder
-	for i, id := range ids {
-		if !validID(id) {
-			return "", fmt.Errorf("refusing to inline id %q", id)
-		}
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('\'')
-		b.WriteString(id)
-		b.WriteByte('\'')
-	}
-	return b.String(), nil
-}
-
 const transferColumns = `transfer_id, seq, debit_account_id, credit_account_id, amount, currency, code,
 	reference, metadata, pending, post_pending, void_pending, COALESCE(pending_transfer_id, '') AS pending_transfer_id,
 	timeout_seconds, expires_at, status, error, error_message, fingerprint, created_at, resolved_at`
@@ -288,17 +260,17 @@ func (r transferRow) transfer() Transfer {
 }
 
 // transfers reads the transfers of ids (duplicates allowed) as engine records, in one
-// round trip (ids inlined as in lockAndRead).
+// round trip (ids as in lockAndRead).
 func (s *Store) transfers(ctx context.Context, b *batchTx, ids []string) (map[string]*record, error) {
 	out := map[string]*record{}
 	if len(ids) == 0 {
 		return out, nil
 	}
-	list, err := sqlList(ids)
+	stmt, err := b.statement(readTransfersStmt, pq.Array(ids))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("select transfers by id: %w", err)
 	}
-	rows, err := b.query(ctx, `SELECT `+transferColumns+` FROM ledger_transfers WHERE transfer_id IN (`+list+`)`)
+	rows, err := b.query(ctx, stmt)
 	if err != nil {
 		return nil, fmt.Errorf("select transfers by id: %w", err)
 	}
@@ -379,13 +351,7 @@ func (s *Store) writeBatch(ctx context.Context, b *batchTx, accounts []*Account,
 		pq.Array(code), pq.Array(reference), pq.Array(metadata), pq.Array(pending), pq.Array(post), pq.Array(void),
 		pq.Array(pendingID), pq.Array(timeout), pq.Array(expires), pq.Array(status), pq.Array(refusal),
 		pq.Array(message), pq.Array(fp), pq.Array(resolved), len(resolves), na, n}
-	var query string
-	var err error
-	if b.prepared {
-		query, err = execute(writeBatchStmt, args...)
-	} else {
-		query, err = writeSQL.render(args...)
-	}
+	query, err := b.statement(writeBatchStmt, args...)
 	if err != nil {
 		return fmt.Errorf("write ledger batch: %w", err)
 	}
@@ -395,9 +361,8 @@ func (s *Store) writeBatch(ctx context.Context, b *batchTx, accounts []*Account,
 	return nil
 }
 
-var writeSQL = parseInline(writeBatchSQL)
-
-// The statements of a group-commit batch, prepared on its connection (see ownTx).
+// The statements of a batch: prepared on a group-commit batch's connection (see ownTx),
+// inlined in a caller's transaction (see batchTx.statement).
 const (
 	lockAccountsStmt  = "ledger_lock_accounts"
 	readTransfersStmt = "ledger_read_transfers"
