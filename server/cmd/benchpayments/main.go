@@ -16,7 +16,10 @@
 //  4. prints payments/s, p50/p99 end-to-end latency, the server's CPU milliseconds per
 //     payment (target ≤ 2.5 ms), PostgreSQL's, the ratio to the baseline, and checks the
 //     books (CheckInvariants) and that every payment got exactly one payment.succeeded
-//     webhook.
+//     webhook;
+//  5. prints what the server's CPU per payment is made of, measured in the same run: one
+//     RSA-2048 signature (before the load) and, on the same server right after the window,
+//     one Connect RPC and one database round trip (measureUnitCosts).
 //
 // The server's CPU time is read from /proc/<pid>/stat (utime+stime, all threads) of the
 // child at the start and the end of the measured window; PostgreSQL's is the same sum over

@@ -65,10 +65,13 @@ type summary struct {
 		Method               string  `json:"method"`
 	} `json:"cpu"`
 	// RSASignMs is one RSA-2048 signature's CPU time, measured in the same run (rsaSignCPU).
-	RSASignMs       float64 `json:"rsa_sign_ms"`
-	TargetServerMs  float64 `json:"target_server_ms_per_payment"`
-	ServerCPUPass   bool    `json:"server_cpu_pass"`
-	RatioToBaseline float64 `json:"ratio_to_baseline,omitempty"`
+	RSASignMs float64 `json:"rsa_sign_ms"`
+	// Units are the server's CPU per Connect RPC and per database round trip, measured in the
+	// same run (measureUnitCosts).
+	Units           *unitCosts `json:"unit_costs,omitempty"`
+	TargetServerMs  float64    `json:"target_server_ms_per_payment"`
+	ServerCPUPass   bool       `json:"server_cpu_pass"`
+	RatioToBaseline float64    `json:"ratio_to_baseline,omitempty"`
 
 	InvariantsOK bool `json:"invariants_ok"`
 	Webhooks     struct {
@@ -258,6 +261,11 @@ func run(ctx context.Context, c config) error {
 	}
 	// A redelivery would come within the dispatcher's poll interval: give it a moment.
 	time.Sleep(time.Second)
+	if u, err := measureUnitCosts(ctx, srv.pid(), srv.url, 4000, 8); err != nil {
+		fmt.Fprintln(os.Stderr, "benchpayments: unit costs:", err)
+	} else {
+		s.Units = &u
+	}
 
 	p := &s.Payments
 	p.InWindow, p.Started, p.Paid, p.Completed = res.inWindow, res.started, res.paid, res.completed
@@ -462,6 +470,12 @@ func printSummary(out io.Writer, s *summary) {
 		fmt.Fprintf(out, "  %-36s %8.2f ms   (measured in this run; every prepay needs one: server CPU per payment = %.1f of them)\n",
 			"one RSA-2048 signature", s.RSASignMs, s.CPU.ServerMsPerPayment/s.RSASignMs)
 	}
+	if u := s.Units; u != nil {
+		fmt.Fprintf(out, "  %-36s %8.3f ms   (a health check, %d calls from %d callers; a payment makes 4 HTTP exchanges)\n",
+			"one Connect RPC, server CPU", u.RPCus/1000, u.Calls, u.Concurrency)
+		fmt.Fprintf(out, "  %-36s %8.3f ms   (the health check's database ping, less the above; a payment makes about 12)\n",
+			"one database round trip, server CPU", u.RoundTripUs/1000)
+	}
 	if s.CPU.PostgresMsPerPayment > 0 {
 		extra := ""
 		if s.Baseline != nil && s.Baseline.PostgresCPU > 0 {
@@ -530,6 +544,9 @@ func writeSummary(path string, s *summary) error {
 	fmt.Fprintf(&b, "| server CPU per payment (target ≤ %.1f ms) | %.2f ms %s |\n", s.TargetServerMs, s.CPU.ServerMsPerPayment, verdict(s.ServerCPUPass))
 	if s.RSASignMs > 0 {
 		fmt.Fprintf(&b, "| one RSA-2048 signature (every prepay needs one) | %.2f ms |\n", s.RSASignMs)
+	}
+	if u := s.Units; u != nil {
+		fmt.Fprintf(&b, "| one Connect RPC, server CPU (health check) | %.3f ms |\n| one database round trip, server CPU | %.3f ms |\n", u.RPCus/1000, u.RoundTripUs/1000)
 	}
 	if s.CPU.PostgresMsPerPayment > 0 {
 		fmt.Fprintf(&b, "| PostgreSQL CPU per payment | %.2f ms |\n", s.CPU.PostgresMsPerPayment)
