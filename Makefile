@@ -52,9 +52,9 @@ run: build ## start everything: private PostgreSQL, migrations, sandbox channels
 	./bin/paycenter dev
 
 .PHONY: bench-payments
-bench-payments: ## load test: create → pay → callback → webhook through the sandbox, vs a pgbench baseline (~45 s)
+bench-payments: ## load test: create → pay → callback → webhook through the sandbox, vs a pgbench baseline (~1 min)
 	$(GO) run ./server/cmd/benchpayments $(BENCH_FLAGS)
 
 .PHONY: bench-ledger
-bench-ledger: ## ledger throughput vs a pgbench baseline on a durable private PostgreSQL (~40 s)
+bench-ledger: ## ledger throughput vs a pgbench baseline on a durable private PostgreSQL, 3 interleaved rounds (~2.5 min)
 	$(GO) run ./server/cmd/benchledger $(BENCH_FLAGS)

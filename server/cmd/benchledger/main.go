@@ -1,5 +1,6 @@
 // Command benchledger measures the ledger against the database it runs on. In one run, on one
-// durable PostgreSQL (a private cluster it starts, or PAYCENTER_DATABASE_URL), it runs:
+// durable PostgreSQL (a private cluster it starts, or PAYCENTER_DATABASE_URL), it runs
+// -rounds rounds of:
 //
 //  1. pgbench with a single-transfer script (2 UPDATE + 2 INSERT per transaction) at
 //     -pgbench-clients clients: the baseline, what the database does for hand-written SQL;
@@ -7,10 +8,12 @@
 //     HTTP/2) with 1 transfer per RPC at -clients concurrent clients;
 //  3. the same with -batch transfers per RPC;
 //
-// and prints transfers/s, p50/p99 latency and the ratio to the baseline, then proves the
-// books with CheckInvariants.
+// and prints transfers/s, p50/p99 latency and the ratio to the round's baseline, then the
+// median ratio over the rounds, and proves the books with CheckInvariants. Rounds, because on
+// a shared machine the baseline alone moves by a third between runs minutes apart: each ratio
+// compares runs seconds apart, and the median discards a round that a neighbour disturbed.
 //
-//	go run ./server/cmd/benchledger -duration 10s
+//	go run ./server/cmd/benchledger -duration 10s -rounds 3
 package main
 
 import (
@@ -27,6 +30,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,6 +51,7 @@ import (
 
 type config struct {
 	duration, warmup time.Duration
+	rounds           int
 	pgbenchClients   int
 	clients          int
 	batchClients     int
@@ -62,8 +67,9 @@ type config struct {
 func main() {
 	server.TuneGC() // the server runs in this process, as in production (the load with it)
 	var c config
-	flag.DurationVar(&c.duration, "duration", 10*time.Second, "length of each measured run")
-	flag.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured warm-up before each ledger run")
+	flag.DurationVar(&c.duration, "duration", 5*time.Second, "length of each measured run")
+	flag.IntVar(&c.rounds, "rounds", 3, "rounds of baseline, 1 transfer/RPC and -batch transfers/RPC; the verdicts use the median ratio")
+	flag.DurationVar(&c.warmup, "warmup", 5*time.Second, "unmeasured warm-up before each run, pgbench's included (its new sessions need about that to reach their steady speed)")
 	flag.IntVar(&c.pgbenchClients, "pgbench-clients", 32, "pgbench clients (baseline)")
 	flag.IntVar(&c.clients, "clients", 64, "concurrent clients sending 1 transfer per RPC")
 	flag.IntVar(&c.batchClients, "batch-clients", 64, "concurrent clients sending -batch transfers per RPC")
@@ -89,7 +95,6 @@ type result struct {
 	perSecond float64 // transfers per second
 	p50, p99  time.Duration
 	failed    int
-	batches   string // group commit statistics
 	// CPU per transfer of the client and server (pgbench, or this process) and of PostgreSQL
 	// (zero when the cluster is not ours to watch).
 	clientCPU, postgresCPU time.Duration
@@ -149,13 +154,6 @@ func run(ctx context.Context, c config) error {
 		fmt.Println("  WARNING: the database is not durable; numbers are not comparable")
 	}
 
-	baseline, err := runPgbench(ctx, c, db, binDir, url, postmaster)
-	if err != nil {
-		return fmt.Errorf("pgbench: %w", err)
-	}
-	results := []result{baseline}
-	printResult(baseline, baseline)
-
 	srv, err := startServer(ctx, db, logger)
 	if err != nil {
 		return err
@@ -178,27 +176,52 @@ func run(ctx context.Context, c config) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	for _, r := range []struct {
-		name    string
-		clients int
-		perRPC  int
+	if c.rounds < 1 {
+		c.rounds = 1
+	}
+	runs := []struct {
+		name string
+		run  func() (result, error)
 	}{
-		{"ledger, 1 transfer/RPC", c.clients, 1},
-		{fmt.Sprintf("ledger, %d transfers/RPC", c.batch), c.batchClients, c.batch},
-	} {
-		n0, size0 := batchStats(srv, "paycenter_ledger_batch_size")
-		_, secs0 := batchStats(srv, "paycenter_ledger_batch_duration_seconds")
-		res, err := driveLedger(ctx, client, accounts, r.name, r.clients, r.perRPC, c.warmup, c.duration, postmaster)
+		{"ledger, 1 transfer/RPC", func() (result, error) {
+			return driveLedger(ctx, client, accounts, "ledger, 1 transfer/RPC", c.clients, 1, c.warmup, c.duration, postmaster)
+		}},
+		{fmt.Sprintf("ledger, %d transfers/RPC", c.batch), func() (result, error) {
+			return driveLedger(ctx, client, accounts, fmt.Sprintf("ledger, %d transfers/RPC", c.batch), c.batchClients, c.batch, c.warmup, c.duration, postmaster)
+		}},
+		{"RPCs answered without the database", func() (result, error) {
+			return driveRPCs(ctx, client, c.clients, c.warmup, c.duration, postmaster)
+		}},
+	}
+	// rounds[i] holds round i's baseline, then its runs in the order of runs.
+	rounds := make([][]result, 0, c.rounds)
+	var batches [2]struct{ n, size, secs float64 }
+	for round := range c.rounds {
+		fmt.Printf("  round %d of %d\n", round+1, c.rounds)
+		baseline, err := runPgbench(ctx, c, db, binDir, url, postmaster)
 		if err != nil {
-			return err
+			return fmt.Errorf("pgbench: %w", err)
 		}
-		n1, size1 := batchStats(srv, "paycenter_ledger_batch_size")
-		_, secs1 := batchStats(srv, "paycenter_ledger_batch_duration_seconds")
-		if n := float64(n1 - n0); n > 0 {
-			res.batches = fmt.Sprintf("%.0f transfers and %.1fms per transaction", (size1-size0)/n, (secs1-secs0)/n*1000)
+		printResult(baseline, baseline)
+		results := []result{baseline}
+		for i, r := range runs {
+			n0, size0 := batchStats(srv, "paycenter_ledger_batch_size")
+			_, secs0 := batchStats(srv, "paycenter_ledger_batch_duration_seconds")
+			res, err := r.run()
+			if err != nil {
+				return err
+			}
+			n1, size1 := batchStats(srv, "paycenter_ledger_batch_size")
+			_, secs1 := batchStats(srv, "paycenter_ledger_batch_duration_seconds")
+			if i < len(batches) {
+				batches[i].n += float64(n1 - n0)
+				batches[i].size += size1 - size0
+				batches[i].secs += secs1 - secs0
+			}
+			results = append(results, res)
+			printResult(res, baseline)
 		}
-		results = append(results, res)
-		printResult(res, baseline)
+		rounds = append(rounds, results)
 	}
 
 	if c.memprofile != "" {
@@ -218,18 +241,29 @@ func run(ctx context.Context, c config) error {
 	fmt.Println()
 	fmt.Println("  app CPU: the client and server's CPU per transfer (pgbench's, for the baseline); pg CPU: PostgreSQL's;\n" +
 		"  busy: the machine's CPU busy during the run (everyone's).")
-	if b, l := baseline.clientCPU+baseline.postgresCPU, results[1].clientCPU+results[1].postgresCPU; baseline.postgresCPU > 0 && l > 0 {
-		fmt.Printf("  CPU per transfer, everything: pgbench %.0fµs, ledger 1/RPC %.0fµs (%.2fx less): on a machine\n"+
-			"  whose cores are all busy, throughput follows that ratio.\n", us(b), us(l), float64(b)/float64(l))
+	var pgbenchCPU, ledgerCPU time.Duration
+	for _, r := range rounds {
+		pgbenchCPU += (r[0].clientCPU + r[0].postgresCPU) / time.Duration(len(rounds))
+		ledgerCPU += (r[1].clientCPU + r[1].postgresCPU) / time.Duration(len(rounds))
 	}
-	for _, r := range results[1:] {
-		fmt.Printf("  group commit, %s: %s\n", r.name, r.batches)
+	if rounds[0][0].postgresCPU > 0 && ledgerCPU > 0 {
+		fmt.Printf("  CPU per transfer, everything (mean of the rounds): pgbench %.0fµs, ledger 1/RPC %.0fµs (%.2fx less):\n"+
+			"  on a machine whose cores are all busy, throughput follows that ratio.\n", us(pgbenchCPU), us(ledgerCPU), float64(pgbenchCPU)/float64(ledgerCPU))
+	}
+	for i, r := range runs[:len(batches)] {
+		if b := batches[i]; b.n > 0 {
+			fmt.Printf("  group commit, %s: %.0f transfers and %.1fms per transaction\n", r.name, b.size/b.n, b.secs/b.n*1000)
+		}
 	}
 	fmt.Printf("  CheckInvariants: ok=%v, %d accounts, Σ debits posted %d = Σ credits posted %d\n",
 		inv.Msg.GetOk(), inv.Msg.GetAccountsChecked(), inv.Msg.GetTotalDebitsPosted(), inv.Msg.GetTotalCreditsPosted())
-	fmt.Printf("  targets: 1/RPC %.2fx (≥ 2x: %s), %d/RPC %.2fx (≥ 5x: %s)\n",
-		results[1].perSecond/baseline.perSecond, verdict(results[1].perSecond >= 2*baseline.perSecond),
-		c.batch, results[2].perSecond/baseline.perSecond, verdict(results[2].perSecond >= 5*baseline.perSecond))
+	one, many := medianRatio(rounds, 1), medianRatio(rounds, 2)
+	fmt.Printf("  ratios by round: 1/RPC %s; %d/RPC %s; RPCs answered without the database %s\n",
+		ratios(rounds, 1), c.batch, ratios(rounds, 2), ratios(rounds, 3))
+	fmt.Printf("  ceiling: with these %d clients, client and server, RPCs that do nothing run at a median %.2fx\n"+
+		"  the baseline; at 1 transfer per RPC no ledger can do more.\n", c.clients, medianRatio(rounds, 3))
+	fmt.Printf("  targets (median ratio of %d rounds): 1/RPC %.2fx (≥ 2x: %s), %d/RPC %.2fx (≥ 5x: %s)\n",
+		len(rounds), one, verdict(one >= 2), c.batch, many, verdict(many >= 5))
 	if !inv.Msg.GetOk() {
 		return fmt.Errorf("invariants violated: %v", inv.Msg.GetViolations())
 	}
@@ -237,6 +271,31 @@ func run(ctx context.Context, c config) error {
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// ratio is run i of a round against the round's baseline.
+func ratio(round []result, i int) float64 { return round[i].perSecond / round[0].perSecond }
+
+func ratios(rounds [][]result, i int) string {
+	out := make([]string, len(rounds))
+	for r, round := range rounds {
+		out[r] = fmt.Sprintf("%.2fx", ratio(round, i))
+	}
+	return strings.Join(out, " ")
+}
+
+// medianRatio is the median over the rounds of run i's ratio (the mean of the middle two
+// for an even number of rounds).
+func medianRatio(rounds [][]result, i int) float64 {
+	rs := make([]float64, len(rounds))
+	for r, round := range rounds {
+		rs[r] = ratio(round, i)
+	}
+	slices.Sort(rs)
+	if n := len(rs); n%2 == 0 {
+		return (rs[n/2-1] + rs[n/2]) / 2
+	}
+	return rs[len(rs)/2]
+}
 
 func verdict(ok bool) string {
 	if ok {
@@ -266,7 +325,7 @@ func printResult(r, baseline result) {
 
 func runPgbench(ctx context.Context, c config, db *sqlx.DB, binDir, url string, postmaster int) (result, error) {
 	r, err := pgbench.Run(ctx, db, pgbench.Options{BinDir: binDir, URL: url, Clients: c.pgbenchClients,
-		Accounts: c.accounts, Duration: c.duration, Postmaster: postmaster})
+		Accounts: c.accounts, Warmup: c.warmup, Duration: c.duration, Postmaster: postmaster})
 	if err != nil {
 		return result{}, err
 	}
@@ -402,6 +461,46 @@ func setupAccounts(ctx context.Context, c *paycenter.Client, n int) ([]string, e
 // CreateTransfers call, warm-up first, then for d.
 func driveLedger(ctx context.Context, c *paycenter.Client, accounts []string, name string, clients, perRPC int, warmup, d time.Duration, postmaster int) (result, error) {
 	run := fmt.Sprintf("%x", time.Now().UnixNano())
+	return drive(ctx, name, clients, warmup, d, postmaster, func(g, i int, rng *mrand.Rand) (applied, refused int, err error) {
+		ts := make([]*paycenterv1.Transfer, perRPC)
+		for k := range ts {
+			a := rng.IntN(len(accounts))
+			b := (a + 1 + rng.IntN(len(accounts)-1)) % len(accounts)
+			ts[k] = &paycenterv1.Transfer{TransferId: fmt.Sprintf("b%s-%d-%d-%d", run, g, i, k), DebitAccountId: accounts[a],
+				CreditAccountId: accounts[b], Amount: 1 + rng.Int64N(10000), Currency: "CNY", Code: paycenterv1.TransferCode_TRANSFER_CODE_PAYMENT}
+		}
+		res, err := c.Ledger.CreateTransfers(ctx, connect.NewRequest(&paycenterv1.CreateTransfersRequest{Transfers: ts}))
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, r := range res.Msg.GetResults() {
+			if r.GetError() == paycenterv1.TransferError_TRANSFER_ERROR_UNSPECIFIED {
+				applied++
+			} else {
+				refused++
+			}
+		}
+		return applied, refused, nil
+	})
+}
+
+// driveRPCs measures the ceiling under any RPC on this machine: the same clients, client and
+// server calling an RPC the server answers without the database or the ledger (GetAccount
+// with no id: INVALID_ARGUMENT). No ledger, however fast, does more transfers per second at
+// one transfer per RPC.
+func driveRPCs(ctx context.Context, c *paycenter.Client, clients int, warmup, d time.Duration, postmaster int) (result, error) {
+	return drive(ctx, "RPCs answered without the database", clients, warmup, d, postmaster, func(int, int, *mrand.Rand) (int, int, error) {
+		_, err := c.Ledger.GetAccount(ctx, connect.NewRequest(&paycenterv1.GetAccountRequest{}))
+		if connect.CodeOf(err) != connect.CodeInvalidArgument {
+			return 0, 0, fmt.Errorf("GetAccount with no id: want INVALID_ARGUMENT, got %v", err)
+		}
+		return 1, 0, nil
+	})
+}
+
+// drive runs clients closed loops of call for warmup + d and measures the window: call's
+// applied count per second, its latency, and CPU time per applied count.
+func drive(ctx context.Context, name string, clients int, warmup, d time.Duration, postmaster int, call func(g, i int, rng *mrand.Rand) (applied, refused int, err error)) (result, error) {
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -438,14 +537,7 @@ func driveLedger(ctx context.Context, c *paycenter.Client, accounts []string, na
 				if now.After(stopAt) {
 					break
 				}
-				ts := make([]*paycenterv1.Transfer, perRPC)
-				for k := range ts {
-					a := rng.IntN(len(accounts))
-					b := (a + 1 + rng.IntN(len(accounts)-1)) % len(accounts)
-					ts[k] = &paycenterv1.Transfer{TransferId: fmt.Sprintf("b%s-%d-%d-%d", run, g, i, k), DebitAccountId: accounts[a],
-						CreditAccountId: accounts[b], Amount: 1 + rng.Int64N(10000), Currency: "CNY", Code: paycenterv1.TransferCode_TRANSFER_CODE_PAYMENT}
-				}
-				res, err := c.Ledger.CreateTransfers(ctx, connect.NewRequest(&paycenterv1.CreateTransfersRequest{Transfers: ts}))
+				a, r, err := call(g, i, rng)
 				took := time.Since(now)
 				if err != nil {
 					mu.Lock()
@@ -457,13 +549,8 @@ func driveLedger(ctx context.Context, c *paycenter.Client, accounts []string, na
 					continue
 				}
 				myLat = append(myLat, took)
-				for _, r := range res.Msg.GetResults() {
-					if r.GetError() == paycenterv1.TransferError_TRANSFER_ERROR_UNSPECIFIED {
-						myApplied++
-					} else {
-						myRefused++
-					}
-				}
+				myApplied += a
+				myRefused += r
 			}
 			mu.Lock()
 			lat = append(lat, myLat...)

@@ -25,7 +25,7 @@ type baseline struct {
 // runPgbench runs the baseline; postmaster (0 when unknown) lets it measure PostgreSQL's CPU.
 func runPgbench(ctx context.Context, c config, db *sqlx.DB, binDir, url string, postmaster int) (baseline, error) {
 	r, err := pgbench.Run(ctx, db, pgbench.Options{BinDir: binDir, URL: url, Clients: c.pgbenchClients,
-		Accounts: c.accounts, Duration: c.duration, Postmaster: postmaster})
+		Accounts: c.accounts, Warmup: c.warmup, Duration: c.duration, Postmaster: postmaster})
 	if err != nil {
 		return baseline{}, err
 	}

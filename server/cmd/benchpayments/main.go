@@ -73,7 +73,7 @@ func main() {
 	}
 	var c config
 	flag.DurationVar(&c.duration, "duration", 15*time.Second, "length of the measured pgbench run and of the measured payment window")
-	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured load before the payment window")
+	flag.DurationVar(&c.warmup, "warmup", 5*time.Second, "unmeasured load before the payment window, and warm-up of the pgbench baseline (its new sessions need about that to reach their steady speed)")
 	flag.IntVar(&c.concurrency, "concurrency", 32, "concurrent payers (each loops create → pay → wait for the webhook)")
 	flag.IntVar(&c.pgbenchClients, "pgbench-clients", 32, "pgbench clients (baseline)")
 	flag.IntVar(&c.accounts, "accounts", 1000, "accounts the pgbench transfers are spread over")
@@ -98,7 +98,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// Everything is bounded: two measured runs, set-up, warm-up and drains.
-	ctx, cancel := context.WithTimeout(ctx, 2*c.duration+c.warmup+c.paymentTimeout+5*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 2*c.duration+2*c.warmup+c.paymentTimeout+5*time.Minute)
 	defer cancel()
 	if err := run(ctx, c); err != nil {
 		fmt.Fprintln(os.Stderr, "benchpayments:", err)
