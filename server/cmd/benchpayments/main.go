@@ -88,7 +88,7 @@ func main() {
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the server process, over the measured window, to this file")
 	flag.StringVar(&c.loadCPUProfile, "load-cpuprofile", "", "write a CPU profile of the load process (sandboxes, payers, receiver), over the measured window, to this file")
 	flag.BoolVar(&c.skipBaseline, "skip-baseline", false, "skip pgbench (for profiling runs)")
-	flag.StringVar(&c.serverDBParams, "server-db-params", "", "extra query parameters for the server's database URL, to try driver settings (binary_parameters=yes halves round trips but fails today: jsonb arguments are sent as []byte)")
+	flag.StringVar(&c.serverDBParams, "server-db-params", "", "extra query parameters for the server's database URL, to try driver settings (e.g. binary_parameters=no: two round trips per statement with arguments instead of one)")
 	flag.IntVar(&c.pgStats, "pg-stats", 0, "private cluster only: load pg_stat_statements (some overhead) and print the top N statements of the window by total time")
 	flag.Parse()
 	if c.concurrency < 1 || c.sandboxes < 1 || c.duration <= 0 {
