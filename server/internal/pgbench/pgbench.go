@@ -143,12 +143,11 @@ func Run(ctx context.Context, db *sqlx.DB, o Options) (Result, error) {
 		exited = make(chan error, 1)
 	)
 	go func() { exited <- cmd.Wait() }()
-	if o.Warmup <= 0 {
-		measuredFromHere()
-	}
+	warm := time.NewTimer(o.Warmup)
+	defer warm.Stop()
 	select {
 	case err = <-exited:
-	case <-time.After(o.Warmup):
+	case <-warm.C:
 		measuredFromHere()
 		err = <-exited
 	}
