@@ -7,6 +7,8 @@
 //  2. the ledger through its Connect API (the real server in-process, the Go client over
 //     HTTP/2) with 1 transfer per RPC at -clients concurrent clients;
 //  3. the same with -batch transfers per RPC;
+//  4. the same clients calling an RPC the server answers without the database: the ceiling
+//     at one transfer per RPC, whatever the ledger did;
 //
 // and prints transfers/s, p50/p99 latency and the ratio to the round's baseline, then the
 // median ratio over the rounds, and proves the books with CheckInvariants. Rounds, because on
@@ -68,7 +70,7 @@ func main() {
 	server.TuneGC() // the server runs in this process, as in production (the load with it)
 	var c config
 	flag.DurationVar(&c.duration, "duration", 5*time.Second, "length of each measured run")
-	flag.IntVar(&c.rounds, "rounds", 3, "rounds of baseline, 1 transfer/RPC and -batch transfers/RPC; the verdicts use the median ratio")
+	flag.IntVar(&c.rounds, "rounds", 3, "rounds of baseline, 1 transfer/RPC, -batch transfers/RPC and the ceiling; the verdicts use the median ratio")
 	flag.DurationVar(&c.warmup, "warmup", 5*time.Second, "unmeasured warm-up before each run, pgbench's included (its new sessions need about that to reach their steady speed)")
 	flag.IntVar(&c.pgbenchClients, "pgbench-clients", 32, "pgbench clients (baseline)")
 	flag.IntVar(&c.clients, "clients", 64, "concurrent clients sending 1 transfer per RPC")
