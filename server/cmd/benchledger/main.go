@@ -183,21 +183,22 @@ func run(ctx context.Context, c config) error {
 	}
 	runs := []struct {
 		name string
-		run  func() (result, error)
+		run  func(name string) (result, error)
 	}{
-		{"ledger, 1 transfer/RPC", func() (result, error) {
-			return driveLedger(ctx, client, accounts, "ledger, 1 transfer/RPC", c.clients, 1, c.warmup, c.duration, postmaster)
+		{"ledger, 1 transfer/RPC", func(name string) (result, error) {
+			return driveLedger(ctx, client, accounts, name, c.clients, 1, c.warmup, c.duration, postmaster)
 		}},
-		{fmt.Sprintf("ledger, %d transfers/RPC", c.batch), func() (result, error) {
-			return driveLedger(ctx, client, accounts, fmt.Sprintf("ledger, %d transfers/RPC", c.batch), c.batchClients, c.batch, c.warmup, c.duration, postmaster)
+		{fmt.Sprintf("ledger, %d transfers/RPC", c.batch), func(name string) (result, error) {
+			return driveLedger(ctx, client, accounts, name, c.batchClients, c.batch, c.warmup, c.duration, postmaster)
 		}},
-		{"RPCs answered without the database", func() (result, error) {
-			return driveRPCs(ctx, client, c.clients, c.warmup, c.duration, postmaster)
+		{"RPCs answered without the database", func(name string) (result, error) {
+			return driveRPCs(ctx, client, name, c.clients, c.warmup, c.duration, postmaster)
 		}},
 	}
-	// rounds[i] holds round i's baseline, then its runs in the order of runs.
+	// rounds[i] holds round i's baseline, then its runs in the order of runs; batches sums
+	// each run's group-commit transactions over the rounds.
 	rounds := make([][]result, 0, c.rounds)
-	var batches [2]struct{ n, size, secs float64 }
+	batches := make([]struct{ n, size, secs float64 }, len(runs))
 	for round := range c.rounds {
 		fmt.Printf("  round %d of %d\n", round+1, c.rounds)
 		baseline, err := runPgbench(ctx, c, db, binDir, url, postmaster)
@@ -209,17 +210,15 @@ func run(ctx context.Context, c config) error {
 		for i, r := range runs {
 			n0, size0 := batchStats(srv, "paycenter_ledger_batch_size")
 			_, secs0 := batchStats(srv, "paycenter_ledger_batch_duration_seconds")
-			res, err := r.run()
+			res, err := r.run(r.name)
 			if err != nil {
 				return err
 			}
 			n1, size1 := batchStats(srv, "paycenter_ledger_batch_size")
 			_, secs1 := batchStats(srv, "paycenter_ledger_batch_duration_seconds")
-			if i < len(batches) {
-				batches[i].n += float64(n1 - n0)
-				batches[i].size += size1 - size0
-				batches[i].secs += secs1 - secs0
-			}
+			batches[i].n += float64(n1 - n0)
+			batches[i].size += size1 - size0
+			batches[i].secs += secs1 - secs0
 			results = append(results, res)
 			printResult(res, baseline)
 		}
@@ -252,7 +251,7 @@ func run(ctx context.Context, c config) error {
 		fmt.Printf("  CPU per transfer, everything (mean of the rounds): pgbench %.0fµs, ledger 1/RPC %.0fµs (%.2fx less):\n"+
 			"  on a machine whose cores are all busy, throughput follows that ratio.\n", us(pgbenchCPU), us(ledgerCPU), float64(pgbenchCPU)/float64(ledgerCPU))
 	}
-	for i, r := range runs[:len(batches)] {
+	for i, r := range runs {
 		if b := batches[i]; b.n > 0 {
 			fmt.Printf("  group commit, %s: %.0f transfers and %.1fms per transaction\n", r.name, b.size/b.n, b.secs/b.n*1000)
 		}
@@ -490,8 +489,8 @@ func driveLedger(ctx context.Context, c *paycenter.Client, accounts []string, na
 // server calling an RPC the server answers without the database or the ledger (GetAccount
 // with no id: INVALID_ARGUMENT). No ledger, however fast, does more transfers per second at
 // one transfer per RPC.
-func driveRPCs(ctx context.Context, c *paycenter.Client, clients int, warmup, d time.Duration, postmaster int) (result, error) {
-	return drive(ctx, "RPCs answered without the database", clients, warmup, d, postmaster, func(int, int, *mrand.Rand) (int, int, error) {
+func driveRPCs(ctx context.Context, c *paycenter.Client, name string, clients int, warmup, d time.Duration, postmaster int) (result, error) {
+	return drive(ctx, name, clients, warmup, d, postmaster, func(int, int, *mrand.Rand) (int, int, error) {
 		_, err := c.Ledger.GetAccount(ctx, connect.NewRequest(&paycenterv1.GetAccountRequest{}))
 		if connect.CodeOf(err) != connect.CodeInvalidArgument {
 			return 0, 0, fmt.Errorf("GetAccount with no id: want INVALID_ARGUMENT, got %v", err)

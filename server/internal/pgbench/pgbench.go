@@ -52,7 +52,7 @@ type Options struct {
 	Accounts int
 	// Warmup runs before the measured Duration and is left out of every number: pgbench's
 	// sessions are new, and on this VM the first seconds of a new session run at a fraction
-	// of its steady speed (measured: 700 tps in the first second, 3500 from the sixth), where
+	// of its steady speed (measured: about 700 tps in the first second, 3000–3500 from the fifth), where
 	// the benchmarks' servers hold warm connections. Unmeasured, it would flatter them.
 	Warmup   time.Duration
 	Duration time.Duration
@@ -66,10 +66,11 @@ type Result struct {
 	Clients   int
 	TPS       float64
 	Failed    int
-	Latencies []time.Duration // one per transaction, sorted
+	Latencies []time.Duration // one per measured transaction, sorted
 	CPU       time.Duration   // pgbench's own user and system time (the client's share of the machine)
-	// PostgresCPU is the cluster's CPU time while pgbench ran (0 without Options.Postmaster);
-	// MachineBusy is the share of the machine's CPU time that was busy (anyone's).
+	// PostgresCPU is the cluster's CPU time (0 without Options.Postmaster); MachineBusy is the
+	// share of the machine's CPU time that was busy (anyone's). Like CPU, both are over the
+	// measured window only.
 	PostgresCPU time.Duration
 	MachineBusy float64
 }
@@ -130,32 +131,19 @@ func Run(ctx context.Context, db *sqlx.DB, o Options) (Result, error) {
 	if err := cmd.Start(); err != nil {
 		return Result{}, err
 	}
-	var (
-		from             time.Time
-		pg0, self0       time.Duration
-		busy0, total0    time.Duration
-		measuredFromHere = func() {
-			from = time.Now()
-			pg0, _ = cpustat.PostgresCPU(o.Postmaster)
-			self0, _ = cpustat.ProcessCPU(cmd.Process.Pid)
-			busy0, total0 = cpustat.MachineCPU()
-		}
-		exited = make(chan error, 1)
-	)
+	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	warm := time.NewTimer(o.Warmup)
-	defer warm.Stop()
 	select {
-	case err = <-exited:
-	case <-warm.C:
-		measuredFromHere()
-		err = <-exited
+	case err := <-exited:
+		return Result{}, fmt.Errorf("pgbench ended within its warm-up (%v): %s", err, out.String())
+	case <-time.After(o.Warmup):
 	}
-	if err != nil {
+	from := time.Now()
+	pg0, _ := cpustat.PostgresCPU(o.Postmaster)
+	self0, _ := cpustat.ProcessCPU(cmd.Process.Pid)
+	busy0, total0 := cpustat.MachineCPU()
+	if err := <-exited; err != nil {
 		return Result{}, fmt.Errorf("%w: %s", err, out.String())
-	}
-	if from.IsZero() {
-		return Result{}, fmt.Errorf("pgbench ended within its warm-up: %s", out.String())
 	}
 	busy1, total1 := cpustat.MachineCPU()
 	pg1 := settledPostgresCPU(o.Postmaster, children)
