@@ -198,7 +198,7 @@ func run(ctx context.Context, c config) error {
 	// rounds[i] holds round i's baseline, then its runs in the order of runs; batches sums
 	// each run's group-commit transactions over the rounds.
 	rounds := make([][]result, 0, c.rounds)
-	batches := make([]struct{ n, size, secs float64 }, len(runs))
+	batches := make([]struct{ n, size, secs, skipped float64 }, len(runs))
 	for round := range c.rounds {
 		fmt.Printf("  round %d of %d\n", round+1, c.rounds)
 		baseline, err := runPgbench(ctx, c, db, binDir, url, postmaster)
@@ -210,6 +210,7 @@ func run(ctx context.Context, c config) error {
 		for i, r := range runs {
 			n0, size0 := batchStats(srv, "paycenter_ledger_batch_size")
 			_, secs0 := batchStats(srv, "paycenter_ledger_batch_duration_seconds")
+			skipped0 := skippedReads(srv)
 			res, err := r.run(r.name)
 			if err != nil {
 				return err
@@ -219,6 +220,7 @@ func run(ctx context.Context, c config) error {
 			batches[i].n += float64(n1 - n0)
 			batches[i].size += size1 - size0
 			batches[i].secs += secs1 - secs0
+			batches[i].skipped += skippedReads(srv) - skipped0
 			results = append(results, res)
 			printResult(res, baseline)
 		}
@@ -253,7 +255,8 @@ func run(ctx context.Context, c config) error {
 	}
 	for i, r := range runs {
 		if b := batches[i]; b.n > 0 {
-			fmt.Printf("  group commit, %s: %.0f transfers and %.1fms per transaction\n", r.name, b.size/b.n, b.secs/b.n*1000)
+			fmt.Printf("  group commit, %s: %.0f transfers and %.1fms per transaction, %.0f%% without a read\n",
+				r.name, b.size/b.n, b.secs/b.n*1000, 100*b.skipped/b.n)
 		}
 	}
 	fmt.Printf("  CheckInvariants: ok=%v, %d accounts, Σ debits posted %d = Σ credits posted %d\n",
@@ -364,6 +367,24 @@ func batchStats(r *running, name string) (count uint64, sum float64) {
 		}
 	}
 	return 0, 0
+}
+
+// skippedReads counts the group-commit batches that skipped their read.
+func skippedReads(r *running) float64 {
+	mfs, _ := r.registry.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != "paycenter_ledger_batch_reads_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "read" && l.GetValue() == "skipped" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func startServer(ctx context.Context, db *sqlx.DB, logger *slog.Logger) (*running, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -17,6 +18,9 @@ import (
 type applyOptions struct {
 	// reservedIDs lets settlement use ids under settlementPrefix.
 	reservedIDs bool
+	// skipRead lets a group-commit batch skip its read when this server wrote all its
+	// accounts last (see writtenAccounts).
+	skipRead bool
 }
 
 // apply runs the engine in tx for requests (each with its own chains and results) and for
@@ -68,26 +72,44 @@ func (s *Service) apply(ctx context.Context, tx *batchTx, requests [][]Transfer,
 		}
 		ids = append(ids, keys(refs)...)
 	}
-	// Transfers are read after locking: a concurrent transaction that wrote one of these ids
-	// on the same accounts has committed by then (a concurrent one on other accounts ends in
-	// a unique violation, and the batch is retried).
-	accounts, now, known, err := s.store.lockAndRead(ctx, tx, keys(lock), ids)
-	if err != nil {
-		return nil, nil, err
+	lockIDs := keys(lock)
+	var (
+		read  readSet
+		check *versionCheck
+	)
+	if opts.skipRead && tx.owned() && len(refs) == 0 && !expiring(batch) {
+		if accounts, versions, ok := s.written.lookup(lockIDs); ok {
+			// The clock is the database's, once the write holds the locks (see writeBatch);
+			// this one stands in until then.
+			read = readSet{accounts: accounts, versions: versions, now: time.Now().Truncate(time.Microsecond), known: map[string]*record{}}
+			check = &versionCheck{ids: lockIDs, versions: make([]int64, len(lockIDs)), newIDs: ids}
+			for i, id := range lockIDs {
+				check.versions[i] = versions[id]
+			}
+		}
 	}
-	before := make(map[string]Account, len(accounts))
-	for id, a := range accounts {
+	if check == nil {
+		// Transfers are read after locking: a concurrent transaction that wrote one of these
+		// ids on the same accounts has committed by then (a concurrent one on other accounts
+		// ends in a unique violation, and the batch is retried).
+		var err error
+		if read, err = s.store.lockAndRead(ctx, tx, lockIDs, ids); err != nil {
+			return nil, nil, err
+		}
+	}
+	before := make(map[string]Account, len(read.accounts))
+	for id, a := range read.accounts {
 		before[id] = *a
 	}
-	e := newEngine(now, accounts, known)
+	e := newEngine(read.now, read.accounts, read.known)
 	e.expireDue()
 	for _, entries := range batch {
 		e.request(entries)
 	}
 
 	var changed []*Account
-	for _, id := range keys(lock) {
-		a := accounts[id]
+	for _, id := range lockIDs {
+		a := read.accounts[id]
 		if a == nil {
 			continue
 		}
@@ -97,10 +119,40 @@ func (s *Service) apply(ctx context.Context, tx *batchTx, requests [][]Transfer,
 			changed = append(changed, a)
 		}
 	}
-	if err := s.store.writeBatch(ctx, tx, changed, e.resolves, e.inserts, now); err != nil {
+	w, err := s.store.writeBatch(ctx, tx, check, changed, e.resolves, e.inserts, read.now)
+	if err != nil {
+		if check != nil {
+			s.written.forget(lockIDs)
+			return nil, nil, fmt.Errorf("%w: %w", errSkippedRead, err)
+		}
 		return nil, nil, err
 	}
+	if check != nil {
+		e.skippedRead = true
+		e.stamp(batch, w.at)
+	}
+	for _, a := range changed {
+		read.versions[a.ID] = w.version
+	}
+	e.versions = read.versions
 	return batch, e, nil
+}
+
+// errSkippedRead marks the failure of a batch that skipped its read: an account changed or a
+// transfer id was not new. The batch runs again at once, with its read.
+var errSkippedRead = errors.New("ledger batch without a read")
+
+// expiring reports whether a batch creates a pending transfer with a timeout: its expiry
+// is computed from the batch's timestamp before the write, so the batch needs its read.
+func expiring(batch [][]*entry) bool {
+	for _, entries := range batch {
+		for _, en := range entries {
+			if en.t.Pending && en.t.TimeoutSeconds > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func keys(m map[string]bool) []string {

@@ -49,6 +49,9 @@ type batchTx struct {
 // key, so its plans use the keys whatever the tables held when they were made.
 const batchBegin = "BEGIN READ WRITE; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off; "
 
+// owned reports whether the batch owns its transaction (a group-commit batch).
+func (b *batchTx) owned() bool { return b.commit }
+
 // callerTx sends a batch's statements in the caller's transaction.
 func callerTx(tx *sqlx.Tx) *batchTx { return &batchTx{q: tx} }
 
@@ -61,9 +64,10 @@ func (b *batchTx) query(ctx context.Context, query string) (*sqlx.Rows, error) {
 	return b.q.QueryxContext(ctx, query)
 }
 
-// write runs the batch's last statement, which commits an owned transaction. Its rows are
-// read to the end: a failed COMMIT shows only there.
-func (b *batchTx) write(ctx context.Context, query string) error {
+// write runs the batch's last statements, which commit an owned transaction. With dest, it
+// scans into dest the first row of the result that follows skip results. Everything is read
+// to the end: a failed COMMIT shows only there.
+func (b *batchTx) write(ctx context.Context, query string, skip int, dest ...any) error {
 	if b.commit {
 		query += "; COMMIT"
 	}
@@ -72,6 +76,21 @@ func (b *batchTx) write(ctx context.Context, query string) error {
 		return err
 	}
 	defer rows.Close()
+	for range skip {
+		for rows.Next() {
+		}
+		if !rows.NextResultSet() {
+			return errors.Join(rows.Err(), errMissingResult)
+		}
+	}
+	if len(dest) > 0 {
+		if !rows.Next() {
+			return errors.Join(rows.Err(), errMissingResult)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+	}
 	for rows.Next() {
 	}
 	if err := rows.Err(); err != nil {

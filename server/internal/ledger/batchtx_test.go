@@ -41,7 +41,7 @@ func TestOwnTxCommitsOnlyWhatSucceeded(t *testing.T) {
 			if err := read(b, "1"); err != nil {
 				return err
 			}
-			return b.write(ctx, `INSERT INTO batch_probe VALUES (2)`)
+			return b.write(ctx, `INSERT INTO batch_probe VALUES (2)`, 0)
 		}, "", 2},
 		{"no write: committed afterwards", func(b *batchTx) error { return read(b, "3") }, "", 3},
 		{"failure after the first statement", func(b *batchTx) error {
@@ -54,13 +54,13 @@ func TestOwnTxCommitsOnlyWhatSucceeded(t *testing.T) {
 			if err := read(b, "5"); err != nil {
 				return err
 			}
-			return b.write(ctx, `INSERT INTO batch_probe VALUES (6); SELECT ledger_assert(false, '40001', 'probe')`)
+			return b.write(ctx, `INSERT INTO batch_probe VALUES (6); SELECT ledger_assert(false, '40001', 'probe')`, 0)
 		}, "40001", 3},
 		{"COMMIT itself fails", func(b *batchTx) error {
 			if err := read(b, "7"); err != nil {
 				return err
 			}
-			return b.write(ctx, `INSERT INTO batch_probe VALUES (7)`) // deferred unique check fails at COMMIT
+			return b.write(ctx, `INSERT INTO batch_probe VALUES (7)`, 0) // deferred unique check fails at COMMIT
 		}, "23505", 3},
 		{"nothing sent", func(b *batchTx) error { return errBoom }, "boom", 3},
 	} {

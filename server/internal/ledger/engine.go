@@ -45,6 +45,10 @@ type engine struct {
 	undo []func()
 	// expired counts pending transfers voided by their timeout.
 	expired int
+	// Set by apply once the batch is written: whether it skipped its read, and the row
+	// versions of the accounts it locked.
+	skippedRead bool
+	versions    map[string]int64
 }
 
 func newEngine(now time.Time, accounts map[string]*Account, known map[string]*record) *engine {
@@ -68,6 +72,23 @@ func (e *engine) expireDue() {
 		rec.Status, rec.ResolvedAt = StatusVoided, e.now
 		e.resolves = append(e.resolves, rec)
 		e.expired++
+	}
+}
+
+// stamp sets the batch's timestamp to at, known only once it was written, on its new
+// transfers and on what batch's results show of them. Only a batch that skipped its read
+// needs it, and it resolves nothing and sets no expiry.
+func (e *engine) stamp(batch [][]*entry, at time.Time) {
+	e.now = at
+	for _, rec := range e.inserts {
+		rec.CreatedAt = at
+	}
+	for _, entries := range batch {
+		for _, en := range entries {
+			if t := en.result.Transfer; t != nil {
+				t.CreatedAt = at
+			}
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ type metrics struct {
 	transfers       *prometheus.CounterVec
 	batchSize       prometheus.Histogram
 	batchSeconds    prometheus.Histogram
+	batchReads      *prometheus.CounterVec
 	expired         prometheus.Counter
 	invariantsOK    prometheus.Gauge
 	invariantChecks *prometheus.CounterVec
@@ -32,6 +33,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time of one group-commit database transaction, commit included.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5},
 		}),
+		batchReads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "paycenter_ledger_batch_reads_total",
+			Help: "Group-commit batches by their read: done (a round trip before the write), skipped (this server wrote every account last), missed (skipped, but an account had changed or a transfer id was not new: run again with the read).",
+		}, []string{"read"}),
 		expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "paycenter_ledger_pending_expired_total",
 			Help: "Pending transfers voided because their timeout passed.",
@@ -46,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.transfers, m.batchSize, m.batchSeconds, m.expired, m.invariantsOK, m.invariantChecks)
+		reg.MustRegister(m.transfers, m.batchSize, m.batchSeconds, m.batchReads, m.expired, m.invariantsOK, m.invariantChecks)
 	}
 	return m
 }

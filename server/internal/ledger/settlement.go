@@ -99,10 +99,11 @@ func (s *Service) settle(ctx context.Context, available Account, month string, e
 		}
 		// Lock first: concurrent runs (other replicas) for this merchant wait here, then see
 		// the settlement recorded by the first.
-		locked, now, _, err := s.store.lockAndRead(ctx, callerTx(tx), keys(map[string]bool{available.ID: true, payable.ID: true}), nil)
+		read, err := s.store.lockAndRead(ctx, callerTx(tx), keys(map[string]bool{available.ID: true, payable.ID: true}), nil)
 		if err != nil {
 			return err
 		}
+		locked, now := read.accounts, read.now
 		done, found, err := s.store.settlement(ctx, tx, available.MerchantID, available.Currency, month)
 		if err != nil {
 			return err

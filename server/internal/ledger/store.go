@@ -138,6 +138,23 @@ func (s *Store) setFrozen(ctx context.Context, id string, frozen bool, reason st
 	return a, nil
 }
 
+// readSet is what the read half of a batch found.
+type readSet struct {
+	accounts map[string]*Account
+	// versions are the accounts' row versions (xmin): an UPDATE of the row by anyone changes
+	// it, so a batch that skips the read checks them instead (see writtenAccounts).
+	versions map[string]int64
+	// now is the database clock once every lock was granted: the batch's timestamp.
+	now   time.Time
+	known map[string]*record
+}
+
+// lockedAccount is an account read with its row version.
+type lockedAccount struct {
+	Account
+	RowVersion int64 `db:"row_version"`
+}
+
 // lockAndRead is the read half of a batch, in one round trip: it locks the accounts of
 // lockIDs (sorted) in id order, then reads the database clock (the batch's timestamp, taken
 // after every lock was granted) and the transfers of knownIDs. The statements travel as one
@@ -146,12 +163,12 @@ func (s *Store) setFrozen(ctx context.Context, id string, frozen bool, reason st
 // held them.
 //
 // The ids travel as array literals (the simple query protocol has no parameters).
-func (s *Store) lockAndRead(ctx context.Context, b *batchTx, lockIDs, knownIDs []string) (map[string]*Account, time.Time, map[string]*record, error) {
+func (s *Store) lockAndRead(ctx context.Context, b *batchTx, lockIDs, knownIDs []string) (readSet, error) {
 	var q strings.Builder
 	if len(lockIDs) > 0 {
 		stmt, err := b.statement(lockAccountsStmt, pq.Array(lockIDs))
 		if err != nil {
-			return nil, time.Time{}, nil, fmt.Errorf("lock accounts: %w", err)
+			return readSet{}, fmt.Errorf("lock accounts: %w", err)
 		}
 		q.WriteString(stmt + ";")
 	}
@@ -159,59 +176,62 @@ func (s *Store) lockAndRead(ctx context.Context, b *batchTx, lockIDs, knownIDs [
 	if len(knownIDs) > 0 {
 		stmt, err := b.statement(readTransfersStmt, pq.Array(knownIDs))
 		if err != nil {
-			return nil, time.Time{}, nil, fmt.Errorf("read transfers: %w", err)
+			return readSet{}, fmt.Errorf("read transfers: %w", err)
 		}
 		q.WriteString(stmt + ";")
 	}
 	rs, err := b.query(ctx, q.String())
 	if err != nil {
-		return nil, time.Time{}, nil, fmt.Errorf("lock accounts: %w", err)
+		return readSet{}, fmt.Errorf("lock accounts: %w", err)
 	}
 	defer rs.Close()
 	rows := rs.Rows
-	accounts := make(map[string]*Account, len(lockIDs))
-	known := map[string]*record{}
-	var now time.Time
+	read := readSet{
+		accounts: make(map[string]*Account, len(lockIDs)),
+		versions: make(map[string]int64, len(lockIDs)),
+		known:    map[string]*record{},
+	}
 	// Each result set is scanned through its own sqlx.Rows: sqlx caches the column mapping.
 	next := func() *sqlx.Rows { return &sqlx.Rows{Rows: rows, Mapper: rs.Mapper} }
 	if len(lockIDs) > 0 {
 		rs := next()
 		for rs.Next() {
-			var a Account
+			var a lockedAccount
 			if err := rs.StructScan(&a); err != nil {
-				return nil, time.Time{}, nil, fmt.Errorf("scan account: %w", err)
+				return readSet{}, fmt.Errorf("scan account: %w", err)
 			}
-			accounts[a.ID] = &a
+			read.accounts[a.ID], read.versions[a.ID] = &a.Account, a.RowVersion
 		}
 		if !rows.NextResultSet() {
-			return nil, time.Time{}, nil, fmt.Errorf("lock accounts: %w", errors.Join(rows.Err(), errMissingResult))
+			return readSet{}, fmt.Errorf("lock accounts: %w", errors.Join(rows.Err(), errMissingResult))
 		}
 	}
 	if !rows.Next() {
-		return nil, time.Time{}, nil, fmt.Errorf("read clock: %w", errors.Join(rows.Err(), errMissingResult))
+		return readSet{}, fmt.Errorf("read clock: %w", errors.Join(rows.Err(), errMissingResult))
 	}
-	if err := rows.Scan(&now); err != nil {
-		return nil, time.Time{}, nil, fmt.Errorf("read clock: %w", err)
+	if err := rows.Scan(&read.now); err != nil {
+		return readSet{}, fmt.Errorf("read clock: %w", err)
 	}
+	read.now = read.now.Truncate(time.Microsecond)
 	for rows.Next() { // the driver moves to the next result set only past the end of this one
 	}
 	if len(knownIDs) > 0 {
 		if !rows.NextResultSet() {
-			return nil, time.Time{}, nil, fmt.Errorf("read transfers: %w", errors.Join(rows.Err(), errMissingResult))
+			return readSet{}, fmt.Errorf("read transfers: %w", errors.Join(rows.Err(), errMissingResult))
 		}
 		rs := next()
 		for rs.Next() {
 			var r transferRow
 			if err := rs.StructScan(&r); err != nil {
-				return nil, time.Time{}, nil, fmt.Errorf("scan transfer: %w", err)
+				return readSet{}, fmt.Errorf("scan transfer: %w", err)
 			}
-			known[r.ID] = &record{Transfer: r.transfer(), fp: r.Fingerprint}
+			read.known[r.ID] = &record{Transfer: r.transfer(), fp: r.Fingerprint}
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, time.Time{}, nil, fmt.Errorf("lock accounts and read transfers: %w", err)
+		return readSet{}, fmt.Errorf("lock accounts and read transfers: %w", err)
 	}
-	return accounts, now.Truncate(time.Microsecond), known, nil
+	return read, nil
 }
 
 var errMissingResult = errors.New("missing result set")
@@ -300,6 +320,22 @@ func (s *Store) transfer(ctx context.Context, id string) (Transfer, error) {
 	return r.transfer(), nil
 }
 
+// versionCheck is what a batch that skipped its read (see writtenAccounts) assumed: the
+// accounts it locks, sorted, and their row versions.
+type versionCheck struct {
+	ids      []string
+	versions []int64
+	// newIDs are the batch's transfer ids, which it took to be new.
+	newIDs []string
+}
+
+// written is what a batch's write reports.
+type written struct {
+	at time.Time // the batch's timestamp
+	// version is the row version of the accounts the write updated (0 when it updated none).
+	version int64
+}
+
 // writeBatch writes a batch in one statement (every transfer of a batch is created at now):
 // the new running totals of the changed accounts (each account once), the resolution of loaded
 // pending transfers and the new transfers, inserted in order with one multi-row INSERT. The
@@ -308,9 +344,15 @@ func (s *Store) transfer(ctx context.Context, id string) (Transfer, error) {
 // updated fails it as an internal error. It is a simple query that may carry COMMIT (see
 // batchTx), so its values are inlined as quoted literals (as EXECUTE arguments in a
 // group-commit batch) and its checks fail inside it (ledger_assert), before COMMIT could run.
-func (s *Store) writeBatch(ctx context.Context, b *batchTx, accounts []*Account, resolves, inserts []*record, now time.Time) error {
+//
+// A batch that skipped its read passes check: the write is then preceded, in the same round
+// trip, by the locking of check's accounts in id order and the proof that none changed since
+// and that the batch's transfer ids are new (a serialization failure otherwise), and the
+// batch's timestamp is the database clock once those locks are granted, as a read would have
+// taken it; now is ignored.
+func (s *Store) writeBatch(ctx context.Context, b *batchTx, check *versionCheck, accounts []*Account, resolves, inserts []*record, now time.Time) (written, error) {
 	if len(accounts) == 0 && len(resolves) == 0 && len(inserts) == 0 {
-		return nil
+		return written{at: now}, nil
 	}
 	na := len(accounts)
 	accID, dp, cp, dpe, cpe := make([]string, na), make([]int64, na), make([]int64, na), make([]int64, na), make([]int64, na)
@@ -336,7 +378,7 @@ func (s *Store) writeBatch(ctx context.Context, b *batchTx, accounts []*Account,
 		if len(r.Metadata) > 0 {
 			b, err := json.Marshal(r.Metadata)
 			if err != nil {
-				return fmt.Errorf("encode metadata: %w", err)
+				return written{}, fmt.Errorf("encode metadata: %w", err)
 			}
 			metadata[i] = string(b)
 		}
@@ -344,7 +386,11 @@ func (s *Store) writeBatch(ctx context.Context, b *batchTx, accounts []*Account,
 		status[i], refusal[i], message[i], fp[i] = string(r.Status), string(r.Refusal), r.Message, r.fp
 		expires[i], resolved[i] = pgTime(r.ExpiresAt), pgTime(r.ResolvedAt)
 	}
-	args := []any{now,
+	var at any = now
+	if check != nil {
+		at = pq.NullTime{} // NULL: the statement's clock
+	}
+	args := []any{at,
 		pq.Array(accID), pq.Array(dp), pq.Array(cp), pq.Array(dpe), pq.Array(cpe),
 		pq.Array(resID), pq.Array(resStatus),
 		pq.Array(id), pq.Array(dr), pq.Array(cr), pq.Array(amount), pq.Array(currency),
@@ -353,37 +399,72 @@ func (s *Store) writeBatch(ctx context.Context, b *batchTx, accounts []*Account,
 		pq.Array(message), pq.Array(fp), pq.Array(resolved), len(resolves), na, n}
 	query, err := b.statement(writeBatchStmt, args...)
 	if err != nil {
-		return fmt.Errorf("write ledger batch: %w", err)
+		return written{}, fmt.Errorf("write ledger batch: %w", err)
 	}
-	if err := b.write(ctx, query); err != nil {
-		return fmt.Errorf("write ledger batch: %w", err)
+	skip := 0
+	if check != nil {
+		accounts, err := b.statement(checkAccountsStmt, pq.Array(check.ids), pq.Array(check.versions))
+		if err != nil {
+			return written{}, fmt.Errorf("check ledger accounts: %w", err)
+		}
+		ids, err := b.statement(checkNewStmt, pq.Array(check.newIDs))
+		if err != nil {
+			return written{}, fmt.Errorf("check transfer ids: %w", err)
+		}
+		query, skip = accounts+"; "+ids+"; "+query, 2
 	}
-	return nil
+	var (
+		w       written
+		version sql.NullInt64
+	)
+	if err := b.write(ctx, query, skip, &w.at, &version); err != nil {
+		return written{}, fmt.Errorf("write ledger batch: %w", err)
+	}
+	w.version = version.Int64
+	return w, nil
 }
 
 // The statements of a batch: prepared on a group-commit batch's connection (see ownTx),
 // inlined in a caller's transaction (see batchTx.statement).
 const (
 	lockAccountsStmt  = "ledger_lock_accounts"
+	checkAccountsStmt = "ledger_check_accounts"
+	checkNewStmt      = "ledger_check_new"
 	readTransfersStmt = "ledger_read_transfers"
 	writeBatchStmt    = "ledger_write_batch"
 )
 
 var batchStatements = map[string]string{
-	lockAccountsStmt: `SELECT ` + accountColumns + ` FROM ledger_accounts WHERE account_id = ANY($1::text[])
-		ORDER BY account_id FOR UPDATE`,
+	lockAccountsStmt: `SELECT ` + accountColumns + `, xmin::text::bigint AS row_version
+		FROM ledger_accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE`,
+	// The subquery locks in id order, as lockAccountsStmt does, and the versions compared
+	// are those of the rows' latest versions.
+	checkAccountsStmt: `SELECT ledger_assert(count(*) = cardinality($1::text[]), '40001',
+			'ledger batch: an account changed since this server last wrote it')
+		FROM (SELECT account_id, xmin FROM ledger_accounts WHERE account_id = ANY($1::text[])
+			ORDER BY account_id FOR UPDATE) l
+		JOIN unnest($1::text[], $2::bigint[]) AS v(id, version)
+			ON v.id = l.account_id AND l.xmin::text::bigint = v.version`,
+	// A statement of its own, after checkAccountsStmt: its snapshot is taken with the locks
+	// held, as lockAndRead's read of the transfers is.
+	checkNewStmt: `SELECT ledger_assert(NOT EXISTS (SELECT FROM ledger_transfers WHERE transfer_id = ANY($1::text[])),
+		'40001', 'ledger batch: a transfer id is not new')`,
 	readTransfersStmt: `SELECT ` + transferColumns + ` FROM ledger_transfers WHERE transfer_id = ANY($1::text[])`,
 	writeBatchStmt:    writeBatchSQL,
 }
 
-const writeBatchSQL = `WITH accounts AS (
+// writeBatchSQL's timestamp is $1, or the clock when $1 is NULL (volatile, so evaluated once).
+// It returns the timestamp and the updated accounts' row version.
+const writeBatchSQL = `WITH clock AS (
+		SELECT COALESCE($1::timestamptz, clock_timestamp()) AS at
+	), accounts AS (
 		UPDATE ledger_accounts a SET debits_posted = v.dp, credits_posted = v.cp,
-			debits_pending = v.dpe, credits_pending = v.cpe, updated_at = $1
+			debits_pending = v.dpe, credits_pending = v.cpe, updated_at = (SELECT at FROM clock)
 		FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS v(id, dp, cp, dpe, cpe)
 		WHERE a.account_id = v.id
-		RETURNING 1
+		RETURNING a.xmin::text::bigint AS version
 	), resolved AS (
-		UPDATE ledger_transfers t SET status = v.status, resolved_at = $1
+		UPDATE ledger_transfers t SET status = v.status, resolved_at = (SELECT at FROM clock)
 		FROM unnest($7::text[], $8::text[]) AS v(id, status)
 		WHERE t.transfer_id = v.id AND t.status = 'PENDING'
 		RETURNING 1
@@ -393,7 +474,7 @@ const writeBatchSQL = `WITH accounts AS (
 			timeout_seconds, expires_at, status, error, error_message, fingerprint, created_at, resolved_at)
 		SELECT v.id, v.dr, v.cr, v.amount, v.currency, v.code, v.reference, v.metadata::jsonb,
 			v.pending, v.post, v.void, NULLIF(v.pending_id, ''), v.timeout, NULLIF(v.expires_at, '')::timestamptz,
-			v.status, v.error, v.message, v.fp, $1, NULLIF(v.resolved_at, '')::timestamptz
+			v.status, v.error, v.message, v.fp, (SELECT at FROM clock), NULLIF(v.resolved_at, '')::timestamptz
 		FROM unnest($9::text[], $10::text[], $11::text[], $12::bigint[], $13::text[], $14::text[], $15::text[],
 			$16::text[], $17::boolean[], $18::boolean[], $19::boolean[], $20::text[], $21::integer[], $22::text[],
 			$23::text[], $24::text[], $25::text[], $26::bytea[], $27::text[])
@@ -402,8 +483,9 @@ const writeBatchSQL = `WITH accounts AS (
 		ORDER BY v.ord
 		RETURNING 1
 	)
-	SELECT ledger_assert((SELECT count(*) FROM resolved) = $28, '40001', 'ledger batch: a pending transfer was resolved concurrently'),
-		ledger_assert((SELECT count(*) FROM accounts) = $29 AND (SELECT count(*) FROM inserted) = $30, 'XX000',
+	SELECT at, (SELECT max(version) FROM accounts) FROM clock
+	WHERE ledger_assert((SELECT count(*) FROM resolved) = $28, '40001', 'ledger batch: a pending transfer was resolved concurrently')
+		AND ledger_assert((SELECT count(*) FROM accounts) = $29 AND (SELECT count(*) FROM inserted) = $30, 'XX000',
 			'ledger batch: not every account was updated or transfer inserted')`
 
 // pgTime formats t for a text array; the zero time is "" (NULL).

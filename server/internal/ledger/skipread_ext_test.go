@@ -1,0 +1,167 @@
+package ledger_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/paycenter/paycenter/server/internal/auth"
+	"github.com/paycenter/paycenter/server/internal/ledger"
+	"github.com/paycenter/paycenter/server/internal/pgdb"
+	"github.com/paycenter/paycenter/server/internal/pgdb/pgtest"
+)
+
+// TestBatchesSkipTheirReadOnlyWhenNothingChanged: a group-commit batch on accounts this
+// server wrote last skips its read, and one whose accounts changed elsewhere since (a
+// payment's transaction, a freeze), or that reuses a transfer id, is decided on what it then
+// reads, exactly as if it had never skipped anything.
+func TestBatchesSkipTheirReadOnlyWhenNothingChanged(t *testing.T) {
+	t.Parallel()
+	db := pgtest.DB(t)
+	reg := prometheus.NewRegistry()
+	svc := ledger.NewService(db, ledger.Options{Registerer: reg})
+	admin := auth.WithPrincipal(ctx, auth.Principal{Kind: auth.KindAdmin})
+	if _, err := db.Exec(`INSERT INTO merchants (merchant_id, name, status) VALUES ('mch_1', 'One', 'ACTIVE')`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		rep, err := svc.CheckInvariants(admin)
+		if err != nil || len(rep.Violations) > 0 {
+			t.Errorf("invariants: %v %v", rep, err)
+		}
+	})
+	open := func(spec ledger.AccountSpec) string {
+		a, err := svc.CreateAccount(admin, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.ID
+	}
+	funding := open(ledger.AccountSpec{Code: ledger.ExternalFunding, Currency: "CNY"})
+	avail := open(ledger.AccountSpec{MerchantID: "mch_1", Code: ledger.MerchantAvailable, Currency: "CNY",
+		Limits: ledger.Limits{DebitsMustNotExceedCredits: true}})
+	move := func(tid, from, to string, amount int64) ledger.Transfer {
+		return ledger.Transfer{ID: tid, DebitAccountID: from, CreditAccountID: to, Amount: amount, Currency: "CNY", Code: ledger.CodeAdjustment}
+	}
+	create := func(ts ...ledger.Transfer) []ledger.Result {
+		t.Helper()
+		rs, err := svc.CreateTransfers(admin, ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	reads := map[string]float64{}
+	// wantReads checks how the batches since the last call went.
+	wantReads := func(step string, done, skipped, missed float64) {
+		t.Helper()
+		now := batchReads(t, reg)
+		got := [3]float64{now["done"] - reads["done"], now["skipped"] - reads["skipped"], now["missed"] - reads["missed"]}
+		if got != [3]float64{done, skipped, missed} {
+			t.Fatalf("%s: batches read/skipped/missed %v, want %v", step, got, [3]float64{done, skipped, missed})
+		}
+		reads = now
+	}
+	balance := func() int64 {
+		t.Helper()
+		a, err := svc.Account(admin, avail)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.Balance()
+	}
+
+	create(move("fund", funding, avail, 100))
+	wantReads("first batch on the accounts", 1, 0, 0)
+	back := move("back", avail, funding, 10)
+	rs := create(back)
+	wantReads("same accounts again", 0, 1, 0)
+	stored, err := svc.Transfer(admin, "back")
+	if err != nil || rs[0].Refusal != "" || !rs[0].Transfer.CreatedAt.Equal(stored.CreatedAt) || time.Since(stored.CreatedAt) > time.Minute {
+		t.Fatalf("skipped read: result %+v, stored %+v %v: the result must show the stored, current timestamp", rs[0], stored, err)
+	}
+
+	// A payment's transaction spends 60 of the 90: the server still remembers 90.
+	err = pgdb.InTx(ctx, db, func(tx *sqlx.Tx) error {
+		rs, err := svc.Post(ctx, tx, []ledger.Transfer{move("payment", avail, funding, 60)})
+		if err != nil {
+			return err
+		}
+		return ledger.FirstRefusal(rs)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := create(move("overdraw", avail, funding, 50)); rs[0].Refusal != ledger.RefusedExceedsCredits {
+		t.Fatalf("spending 50 of 30: %+v", rs[0])
+	}
+	wantReads("after a payment's transaction", 1, 0, 1)
+	if b := balance(); b != 30 {
+		t.Fatalf("balance %d, want 30", b)
+	}
+
+	// A freeze.
+	if _, err := svc.Freeze(admin, avail, "audit"); err != nil {
+		t.Fatal(err)
+	}
+	if rs := create(move("to-frozen", funding, avail, 5)); rs[0].Refusal != ledger.RefusedAccountFrozen {
+		t.Fatalf("frozen account: %+v", rs[0])
+	}
+	wantReads("after a freeze", 1, 0, 1)
+	if _, err := svc.Unfreeze(admin, avail); err != nil {
+		t.Fatal(err)
+	}
+	create(move("unfrozen", funding, avail, 5))
+	wantReads("after the unfreeze", 1, 0, 1)
+
+	// A retried id returns its original result.
+	again := create(back)
+	if !again[0].Replayed || !again[0].Transfer.CreatedAt.Equal(stored.CreatedAt) {
+		t.Fatalf("retried transfer: %+v, want the original of %s", again[0], stored.CreatedAt)
+	}
+	wantReads("a retried id", 1, 0, 1)
+	// An id taken by other content fails its chain without recording the chain's other
+	// transfer, which then applies once the money is there.
+	spend := move("spend", avail, funding, 1000)
+	spend.Linked = false
+	chain := []ledger.Transfer{move("back", avail, funding, 11), spend}
+	chain[0].Linked = true
+	rs = create(chain...)
+	if rs[0].Refusal != ledger.RefusedExistsWithDifferentContent || rs[1].Refusal != ledger.RefusedLinkedTransferFailed {
+		t.Fatalf("chain with a taken id: %+v", rs)
+	}
+	wantReads("a taken id", 1, 0, 1)
+	create(move("top-up", funding, avail, 1000))
+	if rs := create(spend); rs[0].Refusal != "" || rs[0].Replayed {
+		t.Fatalf("the chain's other transfer, retried once funded: %+v", rs[0])
+	}
+	wantReads("nothing changed elsewhere", 0, 2, 0)
+	if b := balance(); b != 35 {
+		t.Fatalf("balance %d, want 35", b)
+	}
+}
+
+// batchReads returns paycenter_ledger_batch_reads_total by its read label.
+func batchReads(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "paycenter_ledger_batch_reads_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "read" {
+					out[l.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return out
+}
