@@ -122,7 +122,7 @@ func (s *Service) apply(ctx context.Context, tx *batchTx, requests [][]Transfer,
 	w, err := s.store.writeBatch(ctx, tx, check, changed, e.resolves, e.inserts, read.now)
 	if err != nil {
 		if check != nil {
-			s.written.forget(lockIDs)
+			s.written.missed(lockIDs)
 			return nil, nil, fmt.Errorf("%w: %w", errSkippedRead, err)
 		}
 		return nil, nil, err

@@ -284,16 +284,30 @@ func TestConcurrentTransfersNeverOverdrawALimitedAccount(t *testing.T) {
 	avail, fees := e.available(m), e.fees()
 	e.fund(avail, 1000)
 
+	// Half the requests go to a second replica: each replica's batches skip their read on
+	// accounts it wrote last, and must notice the other's writes.
+	replica := servertest.Replica(t, e.srv).Admin().Ledger
 	const goroutines, each, amount = 32, 8, 7
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	applied, refused := 0, 0
-	for range goroutines {
+	for g := range goroutines {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for range each {
-				r := e.create(transfer(id("hot"), avail, fees, amount, codeFee))[0]
+				req := connect.NewRequest(&paycenterv1.CreateTransfersRequest{Transfers: []*paycenterv1.Transfer{
+					transfer(id("hot"), avail, fees, amount, codeFee)}})
+				client := e.ledger
+				if g%2 == 1 {
+					client = replica
+				}
+				res, err := client.CreateTransfers(ctx, req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				r := res.Msg.GetResults()[0]
 				mu.Lock()
 				switch r.GetError() {
 				case ok:

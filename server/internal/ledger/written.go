@@ -13,11 +13,18 @@ import (
 // proof fails, the batch is retried with a read, and the batch decides on the rows it read,
 // exactly as without the cache. The cache only ever saves a round trip; it never decides.
 //
+// A miss costs the batch two more round trips (its ROLLBACK, then the read), so an account
+// that changed behind this server's back is not remembered again for contendedFor: where
+// several replicas, or payments, keep writing one account, its batches read first, as they
+// did before the cache, instead of missing every time.
+//
 // A row version is a 32-bit transaction id that wraps around after about four billion
 // transactions; entries older than writtenMaxAge are ignored, long before that could happen.
 type writtenAccounts struct {
 	mu sync.Mutex
 	m  map[string]writtenAccount
+	// contended holds, for accounts found changed lately, until when they are not remembered.
+	contended map[string]time.Time
 }
 
 type writtenAccount struct {
@@ -29,6 +36,7 @@ type writtenAccount struct {
 const (
 	writtenMaxAge      = time.Hour
 	writtenMaxAccounts = 100_000
+	contendedFor       = 100 * time.Millisecond
 )
 
 // lookup returns copies of the accounts of ids and their versions, and whether it holds
@@ -57,15 +65,27 @@ func (w *writtenAccounts) remember(accounts map[string]*Account, versions map[st
 	}
 	now := time.Now()
 	for id, a := range accounts {
+		if until, ok := w.contended[id]; ok {
+			if now.Before(until) {
+				continue
+			}
+			delete(w.contended, id)
+		}
 		w.m[id] = writtenAccount{account: *a, version: versions[id], at: now}
 	}
 }
 
-// forget drops accounts whose remembered state may be wrong.
-func (w *writtenAccounts) forget(ids []string) {
+// missed drops the accounts of a batch that found one of them changed (or a transfer id
+// taken), and keeps them out for contendedFor.
+func (w *writtenAccounts) missed(ids []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.contended == nil || len(w.contended)+len(ids) > writtenMaxAccounts {
+		w.contended = make(map[string]time.Time, len(ids))
+	}
+	until := time.Now().Add(contendedFor)
 	for _, id := range ids {
 		delete(w.m, id)
+		w.contended[id] = until
 	}
 }
