@@ -56,5 +56,5 @@ bench-payments: ## load test: create → pay → callback → webhook through th
 	$(GO) run ./server/cmd/benchpayments $(BENCH_FLAGS)
 
 .PHONY: bench-ledger
-bench-ledger: ## ledger throughput vs a pgbench baseline on a durable private PostgreSQL, 3 interleaved rounds (~2.5 min)
+bench-ledger: ## ledger throughput vs a pgbench baseline on a durable private PostgreSQL, 3 interleaved rounds (~3 min)
 	$(GO) run ./server/cmd/benchledger $(BENCH_FLAGS)
