@@ -35,7 +35,7 @@ type writtenAccount struct {
 
 const (
 	writtenMaxAge      = time.Hour
-	writtenMaxAccounts = 100_000
+	writtenMaxAccounts = 20_000 // a few megabytes
 	contendedFor       = 100 * time.Millisecond
 )
 
