@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -18,18 +19,7 @@ import (
 // ledger's writes commit or roll back with the caller's own.
 func TestPostSharesTheCallersTransaction(t *testing.T) {
 	t.Parallel()
-	db := pgtest.DB(t)
-	svc := ledger.NewService(db, ledger.Options{})
-	if _, err := db.Exec(`INSERT INTO merchants (merchant_id, name, status) VALUES ('mch_1', 'One', 'ACTIVE')`); err != nil {
-		t.Fatal(err)
-	}
-	admin := auth.WithPrincipal(ctx, auth.Principal{Kind: auth.KindAdmin})
-	t.Cleanup(func() {
-		rep, err := svc.CheckInvariants(admin)
-		if err != nil || len(rep.Violations) > 0 {
-			t.Errorf("invariants: %v %v", rep, err)
-		}
-	})
+	db, svc, admin := inProcess(t, ledger.Options{})
 
 	book := func(tid string, amount int64, fail error) (clearing, avail ledger.Account, err error) {
 		err = pgdb.InTx(ctx, db, func(tx *sqlx.Tx) error {
@@ -121,4 +111,23 @@ func TestPostSharesTheCallersTransaction(t *testing.T) {
 	if a, _ := svc.Account(admin, avail.ID); a.Balance() != 100 {
 		t.Fatalf("balance %d after balanced traffic, want 100", a.Balance())
 	}
+}
+
+// inProcess returns a database of its own with merchant mch_1, a Service on it and an admin
+// context; when the test ends it proves the books still add up.
+func inProcess(t *testing.T, opts ledger.Options) (*sqlx.DB, *ledger.Service, context.Context) {
+	t.Helper()
+	db := pgtest.DB(t)
+	svc := ledger.NewService(db, opts)
+	if _, err := db.Exec(`INSERT INTO merchants (merchant_id, name, status) VALUES ('mch_1', 'One', 'ACTIVE')`); err != nil {
+		t.Fatal(err)
+	}
+	admin := auth.WithPrincipal(ctx, auth.Principal{Kind: auth.KindAdmin})
+	t.Cleanup(func() {
+		rep, err := svc.CheckInvariants(admin)
+		if err != nil || len(rep.Violations) > 0 {
+			t.Errorf("invariants: %v %v", rep, err)
+		}
+	})
+	return db, svc, admin
 }

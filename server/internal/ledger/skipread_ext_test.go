@@ -7,10 +7,8 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/paycenter/paycenter/server/internal/auth"
 	"github.com/paycenter/paycenter/server/internal/ledger"
 	"github.com/paycenter/paycenter/server/internal/pgdb"
-	"github.com/paycenter/paycenter/server/internal/pgdb/pgtest"
 )
 
 // TestBatchesSkipTheirReadOnlyWhenNothingChanged: a group-commit batch on accounts this
@@ -19,19 +17,8 @@ import (
 // reads, exactly as if it had never skipped anything.
 func TestBatchesSkipTheirReadOnlyWhenNothingChanged(t *testing.T) {
 	t.Parallel()
-	db := pgtest.DB(t)
 	reg := prometheus.NewRegistry()
-	svc := ledger.NewService(db, ledger.Options{Registerer: reg})
-	admin := auth.WithPrincipal(ctx, auth.Principal{Kind: auth.KindAdmin})
-	if _, err := db.Exec(`INSERT INTO merchants (merchant_id, name, status) VALUES ('mch_1', 'One', 'ACTIVE')`); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		rep, err := svc.CheckInvariants(admin)
-		if err != nil || len(rep.Violations) > 0 {
-			t.Errorf("invariants: %v %v", rep, err)
-		}
-	})
+	db, svc, admin := inProcess(t, ledger.Options{Registerer: reg})
 	open := func(spec ledger.AccountSpec) string {
 		a, err := svc.CreateAccount(admin, spec)
 		if err != nil {
