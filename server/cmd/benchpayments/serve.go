@@ -96,7 +96,7 @@ func serveMain(args []string) error {
 		MaxRequestBytes: 1 << 20,
 		ShutdownTimeout: 10 * time.Second,
 		// The benchmark proves the books itself, afterwards: a periodic check (the first a
-		// minute after start) would scan every transfer in the middle of the measured window.
+		// minute after start) would scan every transfer inside a window of -duration 1m.
 		InvariantInterval: 24 * time.Hour,
 	})
 	if err != nil {
