@@ -10,6 +10,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/lib/pq"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -351,9 +352,11 @@ func histogram(t *testing.T, e *env, name string) (count uint64, sum float64) {
 	return 0, 0
 }
 
-func metricValue(t *testing.T, e *env, name string, labels map[string]string) float64 {
+// metricValue returns the value of the counter or gauge name whose labels include labels, or
+// NaN when there is none.
+func metricValue(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := e.srv.Registry.Gather()
+	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -513,7 +516,7 @@ func TestPendingTransferTimesOutOnceWithTwoReplicas(t *testing.T) {
 	e.refuse(&paycenterv1.Transfer{TransferId: id("late"), PostPending: true, PendingTransferId: h.GetTransferId()},
 		paycenterv1.TransferError_TRANSFER_ERROR_PENDING_TRANSFER_EXPIRED, "timed out")
 	other := &env{t: t, srv: replica}
-	if v := metricValue(t, e, "paycenter_ledger_pending_expired_total", nil) + metricValue(t, other, "paycenter_ledger_pending_expired_total", nil); v != 1 {
+	if v := metricValue(t, e.srv.Registry, "paycenter_ledger_pending_expired_total", nil) + metricValue(t, other.srv.Registry, "paycenter_ledger_pending_expired_total", nil); v != 1 {
 		t.Errorf("expired %v times by the two replicas, want once", v)
 	}
 }
@@ -963,10 +966,10 @@ func TestCheckInvariantsFindsBrokenBooks(t *testing.T) {
 	avail := e.available(m)
 	e.fund(avail, 100)
 	e.checkInvariants()
-	if v := metricValue(t, e, "paycenter_ledger_invariants_ok", nil); v != 1 {
+	if v := metricValue(t, e.srv.Registry, "paycenter_ledger_invariants_ok", nil); v != 1 {
 		t.Fatalf("invariants gauge %v, want 1", v)
 	}
-	if v := metricValue(t, e, "paycenter_ledger_transfers_total", map[string]string{"code": "recharge", "result": "applied"}); v != 1 {
+	if v := metricValue(t, e.srv.Registry, "paycenter_ledger_transfers_total", map[string]string{"code": "recharge", "result": "applied"}); v != 1 {
 		t.Fatalf("transfers counter %v, want 1", v)
 	}
 
@@ -981,7 +984,7 @@ func TestCheckInvariantsFindsBrokenBooks(t *testing.T) {
 	if res.Msg.GetOk() || len(res.Msg.GetViolations()) != 2 || !strings.Contains(strings.Join(res.Msg.GetViolations(), "\n"), avail) {
 		t.Fatalf("corruption not found: %v", res.Msg)
 	}
-	if v := metricValue(t, e, "paycenter_ledger_invariants_ok", nil); v != 0 {
+	if v := metricValue(t, e.srv.Registry, "paycenter_ledger_invariants_ok", nil); v != 0 {
 		t.Fatalf("invariants gauge %v, want 0", v)
 	}
 	if _, err := e.srv.DB.Exec(`UPDATE ledger_accounts SET credits_posted = credits_posted - 1 WHERE account_id = $1`, avail); err != nil {

@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -152,23 +153,12 @@ func TestBatchesSkipTheirReadOnlyWhenNothingChanged(t *testing.T) {
 }
 
 // batchReads returns paycenter_ledger_batch_reads_total by its read label.
-func batchReads(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+func batchReads(t *testing.T, reg prometheus.Gatherer) map[string]float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]float64{}
-	for _, f := range families {
-		if f.GetName() != "paycenter_ledger_batch_reads_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "read" {
-					out[l.GetValue()] = m.GetCounter().GetValue()
-				}
-			}
+	for _, read := range []string{"done", "skipped", "missed"} {
+		if v := metricValue(t, reg, "paycenter_ledger_batch_reads_total", map[string]string{"read": read}); !math.IsNaN(v) {
+			out[read] = v
 		}
 	}
 	return out
